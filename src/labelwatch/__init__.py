@@ -1,0 +1,25 @@
+"""labelwatch: multi-label classification from the training loop to production."""
+
+from labelwatch import metrics
+from labelwatch.errors import (
+    IncompatibleMergeError,
+    InvalidInputError,
+    LabelwatchError,
+    UndefinedMetricWarning,
+)
+from labelwatch.labels import LabelSpace
+from labelwatch.metrics import SampleStats, ScoreSketch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IncompatibleMergeError",
+    "InvalidInputError",
+    "LabelSpace",
+    "LabelwatchError",
+    "SampleStats",
+    "ScoreSketch",
+    "UndefinedMetricWarning",
+    "__version__",
+    "metrics",
+]
