@@ -81,7 +81,11 @@ def sklearn_peer(
     return loop + areas, {"roc_auc": auc, "ap": ap, "loop": loop, "areas": areas}
 
 
-def torchmetrics_peer(scores: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any]]:
+def torchmetrics_peer(
+    scores: np.ndarray, y: np.ndarray, batch: int
+) -> tuple[float, dict[str, Any]]:
+    """Binned curve + AUROC, updated batch by batch as in a training loop: one update
+    over all 1M rows would allocate N x L x 200 int64 (160 GB) and fail."""
     import torch
     from torchmetrics.classification import MultilabelAUROC, MultilabelPrecisionRecallCurve
 
@@ -91,13 +95,15 @@ def torchmetrics_peer(scores: np.ndarray, y: np.ndarray) -> tuple[float, dict[st
 
     def run() -> Any:
         curve = MultilabelPrecisionRecallCurve(num_labels=n_labels, thresholds=200)
-        curve.update(preds, target)
-        curve.compute()  # precision, recall, thresholds per label
         auroc = MultilabelAUROC(num_labels=n_labels, thresholds=200, average="none")
-        auroc.update(preds, target)
-        return auroc.compute()
+        for start in range(0, len(preds), batch):
+            curve.update(preds[start : start + batch], target[start : start + batch])
+            auroc.update(preds[start : start + batch], target[start : start + batch])
+        curve.compute()  # precision, recall, thresholds per label
+        return auroc.compute().numpy()
 
-    return best_of(run, 1)
+    seconds, auc = best_of(run, 1)
+    return seconds, {"roc_auc": auc}
 
 
 def main() -> None:
@@ -108,6 +114,7 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sk-thresholds", type=int, default=2, help="thresholds timed for (a)")
+    parser.add_argument("--tm-batch", type=int, default=2000, help="rows per torchmetrics update")
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
 
@@ -140,9 +147,10 @@ def main() -> None:
     )
     if args.skip_peers:
         return
-    t_tm, _ = torchmetrics_peer(scores, y)
+    t_tm, tm = torchmetrics_peer(scores, y, args.tm_batch)
     print(
         f"(b) torchmetrics binned     {t_tm * 1e3:9.1f} ms   -> labelwatch is {t_tm / t_ours:7.1f}x faster (target >= 3x)"
+        f"\n    (MultilabelPrecisionRecallCurve + MultilabelAUROC, thresholds=200, updates of {args.tm_batch} rows)"
     )
     t_sk, sk = sklearn_peer(scores, y, grid, args.sk_thresholds)
     print(
@@ -153,7 +161,8 @@ def main() -> None:
     print(
         "agreement with exact sklearn: max |ROC AUC diff| = "
         f"{np.nanmax(np.abs(res['roc_auc'] - sk['roc_auc'])):.2e}, max |AP diff| = "
-        f"{np.nanmax(np.abs(res['ap'] - sk['ap'])):.2e}"
+        f"{np.nanmax(np.abs(res['ap'] - sk['ap'])):.2e}; torchmetrics' binned AUROC vs exact: "
+        f"{np.nanmax(np.abs(tm['roc_auc'] - sk['roc_auc'])):.2e}"
     )
 
 

@@ -195,7 +195,8 @@ def test_torch_tensors_encode_like_arrays() -> None:
 
 
 def test_empty_input_gives_zero_rows() -> None:
-    for x in ([], (), np.zeros((0, 4)), _sparse(np.zeros((0, 4)))):
+    empties: list[Any] = [[], (), np.zeros((0, 4)), _sparse(np.zeros((0, 4)))]
+    for x in empties:
         assert SPACE.encode_labels(x).shape == (0, 4)
         assert SPACE.encode_scores(x).shape == (0, 4)
     assert SPACE.decode_labels(np.zeros((0, 4), dtype=bool)) == []
@@ -216,6 +217,8 @@ def test_valid_float_arrays_are_not_copied() -> None:
     assert SPACE.encode_scores(s64, dtype=np.float32).dtype == np.float32
     assert SPACE.encode_scores(s64.astype(np.float16), dtype=None).dtype == np.float64
     assert SPACE.encode_scores(SCORES.tolist(), dtype=None).dtype == np.float64
+    assert SPACE.encode_scores(SCORES.tolist(), dtype=np.float32).dtype == np.float32
+    assert SPACE.encode_scores([{"drama": 0.5}], dtype=np.float32).dtype == np.float32
     fortran = np.asfortranarray(s64)
     out = SPACE.encode_scores(fortran)
     assert out.flags.c_contiguous

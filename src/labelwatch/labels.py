@@ -309,9 +309,11 @@ class LabelSpace:
         elif dense is not None:
             return self._from_dense(dense, field, binary, dtype)
         else:
-            rows = _as_rows(x, field, form)
+            rows = _as_rows(x, field)
         kind = form if form != "auto" else self._detect(rows, field)
-        out_dtype = np.dtype(np.bool_) if binary else (dtype or np.dtype(np.float64))
+        out_dtype = (
+            np.dtype(np.bool_) if binary else dtype if dtype is not None else np.dtype(np.float64)
+        )
         if kind == "dict":
             return self._from_dicts(rows, field, binary, unknown, missing, out_dtype)
         if kind == "names":
@@ -576,7 +578,7 @@ def _check_row(row: Any, field: str, i: int, what: str = "a list of labels") -> 
         raise InvalidInputError(field, what, row, row=i, hint=_ONE_ROW_HINT)
 
 
-def _as_rows(x: Any, field: str, form: str) -> list[Any]:
+def _as_rows(x: Any, field: str) -> list[Any]:
     if isinstance(x, Mapping):
         return [x]  # one dict is one row
     if not isinstance(x, str | bytes) and isinstance(x, Iterable):

@@ -482,3 +482,24 @@ def test_scores_in_other_forms_give_the_same_sketch() -> None:
     b = ScoreSketch.from_arrays(space, dicts, np.array([[1, 0, 0], [0, 1, 1]]))
     assert a == b
     assert a.recall(0.5, "micro") == 1.0
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_engine_validates_every_block(engine, dtype) -> None:
+    """The numba kernel validates block by block: a bad score deep in the array is found
+    and named, and -0.0 (a valid score whose bits look negative) is counted as 0."""
+    if engine == "numba":
+        pytest.importorskip("numba")
+    rng = np.random.default_rng(9)
+    s = rng.random((20_000, 4)).astype(dtype)
+    for bad_value in (np.nan, np.inf, -1e-7, 1.0000001):
+        t = s.copy()
+        t[17_345, 2] = bad_value
+        with pytest.raises(InvalidInputError, match=r"scores row 17345, label '2'"):
+            ScoreSketch.from_arrays(LabelSpace.range(4), t, engine=engine)
+    t = s.copy()
+    t[12_000, 1] = -0.0
+    got = ScoreSketch.from_arrays(LabelSpace.range(4), t, engine=engine)
+    t[12_000, 1] = 0.0
+    assert got == ScoreSketch.from_arrays(LabelSpace.range(4), t, engine="numpy")

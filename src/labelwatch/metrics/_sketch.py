@@ -27,7 +27,7 @@ from labelwatch.metrics._average import (
     check_average,
     warn_undefined,
 )
-from labelwatch.metrics._binning import N_OUTCOMES, bin_counts, check_scores, make_edges
+from labelwatch.metrics._binning import N_OUTCOMES, bin_counts, make_edges
 
 __all__ = ["OUTCOMES", "ScoreSketch"]
 
@@ -150,7 +150,13 @@ class ScoreSketch:
                 raise InvalidInputError("actuals", f"shape {s.shape} like the scores", y.shape)
             y = np.ascontiguousarray(y)
         w = _prepare_weights(weights, n)
-        counts = bin_counts(edges, bins, s, y, w, engine)
+        counts, bad = bin_counts(edges, bins, s, y, w, engine)
+        if bad is not None:
+            row, j = bad
+            raise InvalidInputError(
+                "scores", "a number in [0, 1]", float(s[row, j]), row=row, label=space.names[j]
+            )
+        assert counts is not None
         return cls(space, counts, bins=bins, thresholds=ths)
 
     # ------------------------------------------------------------------ merging
@@ -638,7 +644,8 @@ def _is_bool_matrix(x: Any, space: LabelSpace) -> bool:
 
 
 def _prepare_scores(space: LabelSpace, scores: Any) -> npt.NDArray[np.floating[Any]]:
-    """Dense (n, L) float scores, validated; float32/float64 arrays pass without a copy."""
+    """Dense (n, L) float scores; float32/float64 arrays pass without a copy (the binning
+    engine validates them in its own pass), other forms go through the label space."""
     n_labels = len(space)
     if (
         isinstance(scores, np.ndarray)
@@ -646,14 +653,7 @@ def _prepare_scores(space: LabelSpace, scores: Any) -> npt.NDArray[np.floating[A
         and scores.ndim == 2
         and scores.shape[1] == n_labels
     ):
-        s = np.ascontiguousarray(scores)
-        bad = check_scores(s)
-        if bad is not None:
-            row, j = bad
-            raise InvalidInputError(
-                "scores", "a number in [0, 1]", float(s[row, j]), row=row, label=space.names[j]
-            )
-        return s
+        return np.ascontiguousarray(scores)
     return np.ascontiguousarray(space.encode_scores(scores))
 
 
