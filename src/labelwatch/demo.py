@@ -68,7 +68,7 @@ def run_demo(
     console: Console | None = None, *, epochs: int = 300, batch_size: int = 100, seed: int = 0
 ) -> DemoResult:
     """Train on yeast, stream the test set into the sketches, print the report."""
-    console = console or Console()
+    console = console or Console(width=max(Console().width, 110))
     data = load_yeast()
     space = LabelSpace(data.labels)
     rng = np.random.default_rng(seed)
