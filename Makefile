@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean tf-oracle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +23,21 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/labelwatch demo $(DEMO_ARGS)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples tools
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest
+# The real TensorFlow (2.15, numpy<2) in its own venv: the oracle of tests/head.
+tf-oracle:
+	bash tools/tf_oracle/setup.sh
+
+# The TF oracle tests must run here, not skip.
+test: lint tf-oracle
+	LABELWATCH_REQUIRE_TF_ORACLE=1 $(BIN)/pytest
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python bench/metrics.py
+	$(BIN)/python -u bench/metrics.py
+	$(BIN)/python -u bench/head.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tf build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

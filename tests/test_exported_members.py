@@ -12,10 +12,13 @@ def test_top_level_exports() -> None:
         "InvalidInputError",
         "LabelSpace",
         "LabelwatchError",
+        "MultiLabelHead",
         "SampleStats",
         "ScoreSketch",
+        "SparseLabels",
         "UndefinedMetricWarning",
         "__version__",
+        "head",
         "metrics",
     }
     for name in labelwatch.__all__:

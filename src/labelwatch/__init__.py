@@ -1,12 +1,13 @@
 """labelwatch: multi-label classification from the training loop to production."""
 
-from labelwatch import metrics
+from labelwatch import head, metrics
 from labelwatch.errors import (
     IncompatibleMergeError,
     InvalidInputError,
     LabelwatchError,
     UndefinedMetricWarning,
 )
+from labelwatch.head import MultiLabelHead, SparseLabels
 from labelwatch.labels import LabelSpace
 from labelwatch.metrics import SampleStats, ScoreSketch
 
@@ -17,9 +18,12 @@ __all__ = [
     "InvalidInputError",
     "LabelSpace",
     "LabelwatchError",
+    "MultiLabelHead",
     "SampleStats",
     "ScoreSketch",
+    "SparseLabels",
     "UndefinedMetricWarning",
     "__version__",
+    "head",
     "metrics",
 ]
