@@ -471,6 +471,13 @@ def test_from_bytes_and_from_dict_reject_garbage() -> None:
         ScoreSketch.from_bytes(sk.to_bytes()[:-8])
     with pytest.raises(InvalidInputError, match=r"format: expected 'labelwatch\.ScoreSketch/1'"):
         ScoreSketch.from_dict({"format": "other"})
+    ragged = {**sk.to_dict(), "counts": [[[1.0, 2.0], [3.0]]]}
+    with pytest.raises(InvalidInputError, match=r"counts: expected numbers in an array of shape \(1, 3, 201\), got 'ragged"):
+        ScoreSketch.from_dict(ragged)
+    with pytest.raises(InvalidInputError, match=r"counts: expected numbers.*got 'ragged or non-numeric"):
+        ScoreSketch.from_dict({**sk.to_dict(), "counts": [[["x"] * 201] * 3]})
+    with pytest.raises(InvalidInputError, match=r"sketch: expected keys labels, counts.*\['counts'\]"):
+        ScoreSketch.from_dict({k: v for k, v in sk.to_dict().items() if k != "counts"})
 
 
 def test_scores_in_other_forms_give_the_same_sketch() -> None:

@@ -93,8 +93,13 @@ class ScoreSketch:
         self.thresholds = _check_thresholds(thresholds)
         self.edges = make_edges(self.bins, self.thresholds)
         self.edges.flags.writeable = False
-        arr = np.array(counts, dtype=np.float64)
         shape = (len(self.labels), N_OUTCOMES, len(self.edges))
+        try:
+            arr = np.array(counts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                "counts", f"numbers in an array of shape {shape}", "ragged or non-numeric data"
+            ) from None
         if arr.shape != shape:
             raise InvalidInputError("counts", f"an array of shape {shape}", arr.shape)
         if not (np.isfinite(arr).all() and (arr >= 0).all()):
@@ -253,6 +258,11 @@ class ScoreSketch:
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             got = data.get("format") if isinstance(data, dict) else data
             raise InvalidInputError("format", repr(_FORMAT), got)
+        missing = [k for k in ("labels", "counts", "bins", "thresholds") if k not in data]
+        if missing:
+            raise InvalidInputError(
+                "sketch", "keys labels, counts, bins and thresholds", f"no {missing}"
+            )
         return cls(data["labels"], data["counts"], bins=data["bins"], thresholds=data["thresholds"])
 
     # ------------------------------------------------------------ raw counts
