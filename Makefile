@@ -38,6 +38,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -u bench/metrics.py
 	$(BIN)/python -u bench/head.py
+	cd bench && ../$(BIN)/python -u ingest.py && ../$(BIN)/python -u query.py
 
 clean:
 	rm -rf $(VENV) .venv-tf build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

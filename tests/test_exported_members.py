@@ -8,18 +8,28 @@ import labelwatch.metrics
 
 def test_top_level_exports() -> None:
     assert set(labelwatch.__all__) == {
+        "APIError",
+        "AuthError",
+        "ConflictError",
+        "DeliveryError",
         "IncompatibleMergeError",
         "InvalidInputError",
         "LabelSpace",
         "LabelwatchError",
+        "Model",
         "MultiLabelHead",
+        "NotFoundError",
         "SampleStats",
         "ScoreSketch",
         "SparseLabels",
         "UndefinedMetricWarning",
         "__version__",
+        "create_model",
+        "create_model_version",
         "head",
+        "init",
         "metrics",
+        "shutdown",
     }
     for name in labelwatch.__all__:
         assert getattr(labelwatch, name) is not None

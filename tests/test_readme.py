@@ -17,5 +17,13 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_python_block_runs(code: str) -> None:
-    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+def test_readme_python_block_runs(
+    code: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelwatch
+
+    monkeypatch.chdir(tmp_path)  # blocks that write files (monitor.db) write them here
+    try:
+        exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    finally:
+        labelwatch.shutdown()

@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthError",
+    "ConflictError",
     "IncompatibleMergeError",
     "InvalidInputError",
     "LabelwatchError",
+    "NotFoundError",
     "UndefinedMetricWarning",
 ]
 
@@ -61,6 +64,71 @@ class InvalidInputError(LabelwatchError, ValueError):
 
 class IncompatibleMergeError(LabelwatchError, ValueError):
     """Two summaries that cannot be merged (different label spaces, edges or thresholds)."""
+
+
+class NotFoundError(LabelwatchError, LookupError):
+    """A model, version, prediction, baseline or field that does not exist.
+
+    >>> str(NotFoundError("model", "movie-genres"))
+    "model 'movie-genres' not found"
+    """
+
+    def __init__(self, kind: str, key: str, *, hint: str | None = None) -> None:
+        self.kind = kind
+        self.key = key
+        self.hint = hint
+        message = f"{kind} {key!r} not found"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class ConflictError(LabelwatchError):
+    """A write that contradicts what is stored (a different record under the same id).
+
+    ``field`` names what differs, ``expected`` what is stored, ``got`` what came.
+
+    >>> str(ConflictError("prediction", "p-1", "predictions", {"a": 0.1}, {"a": 0.2}))
+    "prediction 'p-1': predictions differ from the stored ones: stored {'a': 0.1}, got {'a': 0.2}"
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        key: str,
+        field: str,
+        expected: Any,
+        got: Any,
+        *,
+        row: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.key = key
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.row = row
+        where = f"{kind} {key!r}" + (f" (row {row})" if row is not None else "")
+        super().__init__(
+            f"{where}: {field} differ from the stored ones: stored {_show(expected)}, "
+            f"got {_show(got)}"
+        )
+
+
+class AuthError(LabelwatchError):
+    """A missing or unknown token, or one whose scope does not allow the call.
+
+    ``scope`` is the scope the call needs; ``reason`` is ``"missing"``, ``"invalid"`` or
+    ``"scope"``.
+    """
+
+    def __init__(self, scope: str, reason: str) -> None:
+        self.scope = scope
+        self.reason = reason
+        why = {
+            "missing": "no token given",
+            "invalid": "unknown token",
+            "scope": f"the token's scope does not include {scope!r}",
+        }.get(reason, reason)
+        super().__init__(f"{why}: this call needs a token with scope {scope!r}")
 
 
 class UndefinedMetricWarning(UserWarning):

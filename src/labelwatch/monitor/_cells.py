@@ -1,0 +1,317 @@
+"""Sketch cells: a batch's per-cell deltas, and adding them to the stored cells.
+
+A cell is one (version, environment, field, segment, hour) bucket: per label a ``(3, m)``
+float64 array of counts (``lw_score_cells``) and the per-sample sums (``lw_sample_cells``).
+Deltas are built with ``ScoreSketch.from_arrays`` / ``SampleStats.from_arrays`` per cell
+over the batch's labels and added by read, sum, write under the version's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+
+from labelwatch.metrics import ScoreSketch
+from labelwatch.monitor import _tables as t
+from labelwatch.monitor._ingest import (
+    SUM_NAMES,
+    CellKey,
+    DictBatch,
+    sample_delta,
+    score_delta,
+    to_json,
+)
+from labelwatch.monitor._schema import VersionSpec
+
+__all__ = [
+    "Aligned",
+    "add_cells",
+    "chunks",
+    "coarse_map",
+    "field_deltas",
+    "in_",
+    "insert_many",
+    "merge_counts",
+    "take",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_CHUNK = 5000
+
+
+def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """``items`` in slices small enough for one IN list."""
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class Aligned:
+    """A prediction batch and an actual batch of one field over one label list."""
+
+    def __init__(self, pred: DictBatch, act: DictBatch | None) -> None:
+        self.labels = list(pred.labels)
+        index = {name: j for j, name in enumerate(self.labels)}
+        extra = [] if act is None else [name for name in act.labels if name not in index]
+        self.labels += extra
+        n, width = len(pred.has), len(self.labels)
+        self.scores = np.zeros((n, width))
+        self.scores[:, : len(pred.labels)] = pred.values
+        self.pred_present = np.zeros((n, width), dtype=bool)
+        self.pred_present[:, : len(pred.labels)] = pred.present
+        self.actual = np.zeros((n, width), dtype=bool)
+        self.act_present = np.zeros((n, width), dtype=bool)
+        if act is not None:
+            index = {name: j for j, name in enumerate(self.labels)}
+            cols = [index[name] for name in act.labels]
+            self.actual[:, cols] = act.values > 0.5
+            self.act_present[:, cols] = act.present
+        self.labeled = np.zeros(n, dtype=bool) if act is None else act.has.copy()
+
+
+def field_deltas(
+    spec: VersionSpec,
+    field: str,
+    al: Aligned,
+    groups: dict[CellKey, npt.NDArray[np.intp]],
+    scored: npt.NDArray[np.bool_],
+    *,
+    joined: bool,
+) -> tuple[dict[CellKey, FloatArray], dict[CellKey, FloatArray]]:
+    """Per-cell count and sum deltas of the rows. ``joined``: the rows were counted
+    unlabeled before; move them to their outcome (labeled minus unlabeled)."""
+    edges, bins = spec.edges(field), spec.bins
+    n_edges = len(ScoreSketch.empty([], bins=bins, thresholds=edges).edges)
+    ths = [spec.threshold(field, x) for x in al.labels]
+    scores: dict[CellKey, FloatArray] = {}
+    sums: dict[CellKey, FloatArray] = {}
+    for key, g in groups.items():
+        g = g[scored[g]]
+        if not len(g):
+            continue
+        lab = g[al.labeled[g]]
+        unl = g if joined else g[~al.labeled[g]]
+        counts = np.zeros((len(al.labels), 3, n_edges))
+        total = np.zeros(len(SUM_NAMES))
+        if len(al.labels):
+            if len(unl):
+                c = score_delta(al.labels, al.scores[unl], al.pred_present[unl], None, edges, bins)
+                counts += -c if joined else c
+            if len(lab):
+                counted = al.pred_present[lab] | al.act_present[lab]
+                counts += score_delta(
+                    al.labels, al.scores[lab], counted, al.actual[lab], edges, bins
+                )
+        if len(unl):
+            s = sample_delta(al.labels, al.scores[unl], None, ths)
+            total += -s if joined else s
+        if len(lab):
+            total += sample_delta(al.labels, al.scores[lab], al.actual[lab], ths)
+        scores[key], sums[key] = counts, total
+    return scores, sums
+
+
+def add_cells(
+    conn: Connection,
+    vid: int,
+    env: str,
+    field: str,
+    vocab: dict[str, int],
+    labels: list[str],
+    scores: dict[CellKey, FloatArray],
+    sums: dict[CellKey, FloatArray],
+    *,
+    coarse: FloatArray,
+) -> None:
+    """Add deltas to the stored cells (read, sum, write: under the write lock).
+
+    ``coarse`` (m, m_coarse): sums the bins of a cell into those of its coarse copy
+    (see ``coarse_map``)."""
+    if not sums:
+        return
+    ids = [vocab[x] for x in labels]
+    buckets = sorted({k[2] for k in sums})
+    sc, sm = t.score_cells, t.sample_cells
+    base = {"version_id": vid, "environment": env, "field": field}
+    stored_scores: dict[tuple[str, str, int, int], bytes] = {}
+    stored_sums: dict[CellKey, bytes] = {}
+    for chunk in chunks(buckets):
+        for r in conn.execute(
+            sa.select(
+                sc.c.seg_feature, sc.c.seg_value, sc.c.bucket, sc.c.label_id, sc.c.counts
+            ).where(
+                sc.c.version_id == vid,
+                sc.c.environment == env,
+                sc.c.field == field,
+                in_(conn, sc.c.bucket, chunk),
+            )
+        ):
+            stored_scores[(r.seg_feature, r.seg_value, r.bucket, r.label_id)] = r.counts
+        for s in conn.execute(
+            sa.select(sm.c.seg_feature, sm.c.seg_value, sm.c.bucket, sm.c.sums).where(
+                sm.c.version_id == vid,
+                sm.c.environment == env,
+                sm.c.field == field,
+                in_(conn, sm.c.bucket, chunk),
+            )
+        ):
+            stored_sums[(s.seg_feature, s.seg_value, s.bucket)] = s.sums
+    ins: list[dict[str, Any]] = []
+    upd: list[dict[str, Any]] = []
+    for key, counts in scores.items():
+        for j, label_id in enumerate(ids):
+            delta = counts[j]
+            if not delta.any():
+                continue
+            full = (*key, label_id)
+            old = stored_scores.get(full)
+            if old is None:
+                ins.append(
+                    {
+                        **base,
+                        "seg_feature": key[0],
+                        "seg_value": key[1],
+                        "bucket": key[2],
+                        "label_id": label_id,
+                        "counts": delta.astype("<f8").tobytes(),
+                        "coarse": (delta @ coarse).astype("<f8").tobytes(),
+                    }
+                )
+            else:
+                value = np.frombuffer(old, dtype="<f8").reshape(delta.shape) + delta
+                upd.append(
+                    {
+                        "b_f": key[0],
+                        "b_v": key[1],
+                        "b_b": key[2],
+                        "b_l": label_id,
+                        "b_counts": value.astype("<f8").tobytes(),
+                        "b_coarse": (value @ coarse).astype("<f8").tobytes(),
+                    }
+                )
+    if ins:
+        conn.execute(sa.insert(sc), ins)
+    if upd:
+        conn.execute(
+            sa.update(sc)
+            .where(
+                sc.c.version_id == vid,
+                sc.c.environment == env,
+                sc.c.field == field,
+                sc.c.seg_feature == sa.bindparam("b_f"),
+                sc.c.seg_value == sa.bindparam("b_v"),
+                sc.c.bucket == sa.bindparam("b_b"),
+                sc.c.label_id == sa.bindparam("b_l"),
+            )
+            .values(counts=sa.bindparam("b_counts"), coarse=sa.bindparam("b_coarse")),
+            upd,
+        )
+    ins, upd = [], []
+    for key, total in sums.items():
+        old = stored_sums.get(key)
+        if old is None:
+            ins.append(
+                {
+                    **base,
+                    "seg_feature": key[0],
+                    "seg_value": key[1],
+                    "bucket": key[2],
+                    "sums": total.astype("<f8").tobytes(),
+                }
+            )
+        else:
+            value = np.frombuffer(old, dtype="<f8") + total
+            upd.append(
+                {
+                    "b_f": key[0],
+                    "b_v": key[1],
+                    "b_b": key[2],
+                    "b_sums": value.astype("<f8").tobytes(),
+                }
+            )
+    if ins:
+        conn.execute(sa.insert(sm), ins)
+    if upd:
+        conn.execute(
+            sa.update(sm)
+            .where(
+                sm.c.version_id == vid,
+                sm.c.environment == env,
+                sm.c.field == field,
+                sm.c.seg_feature == sa.bindparam("b_f"),
+                sm.c.seg_value == sa.bindparam("b_v"),
+                sm.c.bucket == sa.bindparam("b_b"),
+            )
+            .values(sums=sa.bindparam("b_sums")),
+            upd,
+        )
+
+
+def in_(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values`` with one parameter instead of thousands (rendering and parsing
+    those cost more than the query): ``= ANY(array)`` on PostgreSQL, ``json_each`` of a
+    JSON array on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(list(values), type_=ARRAY(column.type)))
+    # SQLite: one JSON array parameter read by json_each, for the same reason
+    each = sa.func.json_each(sa.literal(to_json(list(values)))).table_valued("value")
+    return column.in_(sa.select(each.c.value))
+
+
+def insert_many(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    """Insert tuples in column order through the driver: executemany on SQLite, COPY on
+    PostgreSQL (SQLAlchemy's per-row parameter handling cost more than SQLite itself)."""
+    columns = ", ".join(c.name for c in table.columns)
+    if conn.dialect.name == "postgresql":  # COPY: several times executemany's rate
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(table.columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
+
+
+def take(batch: DictBatch, idx: npt.NDArray[np.intp]) -> DictBatch:
+    """The rows ``idx`` of a batch (``idx`` increasing), their unseen labels renumbered."""
+    position = {int(i): k for k, i in enumerate(idx)}
+    unseen = {
+        label: kept
+        for label, rows in batch.unseen.items()
+        if (kept := [position[i] for i in rows if i in position])
+    }
+    return DictBatch(batch.labels, batch.values[idx], batch.present[idx], batch.has[idx], unseen)
+
+
+def merge_counts(shape: tuple[int, ...], where: npt.NDArray[np.intp], blobs: bytes) -> FloatArray:
+    """Sum the cells' counts (concatenated in ``blobs``) into an array of ``shape`` at the
+    flat positions ``where`` over its leading axes (one per cell, repeats added)."""
+    lead = int(np.prod(shape[:-2]))
+    out = np.zeros((lead, *shape[-2:]))
+    if len(where):
+        cells = np.frombuffer(blobs, dtype="<f8").reshape(len(where), *shape[-2:])
+        order = np.argsort(where, kind="stable")
+        positions, starts = np.unique(where[order], return_index=True)
+        out[positions] = np.add.reduceat(cells[order], starts, axis=0)
+    return out.reshape(shape)
+
+
+def coarse_map(spec: VersionSpec, field: str) -> tuple[FloatArray, int]:
+    """The (m, m_coarse) 0/1 matrix folding a field's bins into the bins between its
+    thresholds (a ``bins=1`` sketch: exact for every metric at the thresholds), and the
+    coarse grid's ``bins`` (1).
+
+    Time series of threshold metrics read these 9-number cells instead of the full ones.
+    """
+    edges = ScoreSketch.empty([], bins=spec.bins, thresholds=spec.edges(field)).edges
+    coarse = ScoreSketch.empty([], bins=1, thresholds=spec.edges(field)).edges
+    target = np.searchsorted(coarse, edges, side="left")
+    out = np.zeros((len(edges), len(coarse)))
+    out[np.arange(len(edges)), target] = 1.0
+    return out, 1

@@ -1,0 +1,933 @@
+"""``Monitor``: the service's domain over a SQL database — registry, ingestion, queries.
+
+Every write runs in one transaction holding its model version's write lock (see
+``_store``): a batch is validated whole first, then its raw events and the deltas of its
+sketch cells are written together, or nothing is. Queries read and merge cells only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import math
+import secrets
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from labelwatch.errors import (
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UndefinedMetricWarning,
+)
+from labelwatch.labels import LabelSpace
+from labelwatch.metrics import SampleStats, ScoreSketch
+from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import (
+    merge_counts,
+)
+from labelwatch.monitor._ingest import (
+    SUM_NAMES,
+    ActualRow,
+    DictBatch,
+    PredictionRow,
+    QuickCheck,
+    encode_dicts,
+    parse_actuals,
+    parse_predictions,
+    parse_raw_inputs,
+    parse_time,
+    segment_value,
+)
+from labelwatch.monitor._queries import (
+    COARSE_METRICS,
+    SAMPLE_METRICS,
+    SKETCH_METRICS,
+    clean,
+    sample_metric,
+    sketch_metric,
+    stats_of,
+)
+from labelwatch.monitor._schema import SEGMENT_TYPES, VersionSpec, dumps
+from labelwatch.monitor._store import make_engine, upgrade, write_transaction
+from labelwatch.monitor._write import (
+    prediction_row,
+    segments,
+    stored_predictions,
+    vocab,
+    write_actuals,
+    write_predictions,
+)
+
+__all__ = ["SAMPLE_METRICS", "SCOPES", "SKETCH_METRICS", "Monitor"]
+
+FloatArray = npt.NDArray[np.float64]
+Scope = Literal["read", "ingest", "admin"]
+SCOPES: tuple[str, ...] = ("read", "ingest", "admin")  # each implies the ones before it
+_KINDS = ("training", "test")
+Segment = tuple[str, str]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise InvalidInputError(what, "a non-empty str of at most 255 characters", value)
+    return value
+
+
+@dataclass
+class _Window:
+    """The cells of a query window, as read in one snapshot."""
+
+    spec: VersionSpec
+    labels: list[str]  # the field's vocabulary
+    buckets: npt.NDArray[np.int64]  # per score cell: its hour
+    label_pos: npt.NDArray[np.intp]  # per score cell: its label's position in ``labels``
+    blobs: bytes  # the score cells' counts, concatenated
+    sum_buckets: npt.NDArray[np.int64]  # per sums cell: its hour
+    sums: FloatArray  # (n cells, len(SUM_NAMES))
+
+
+class Monitor:
+    """The monitor's domain over a database URL; creates or upgrades the schema.
+
+    >>> mon = Monitor("sqlite:///monitor.db")  # doctest: +SKIP
+    >>> mon.create_model_version("genres", "v1", features={"year": "numeric"},
+    ...                          predictions={"genres": "dict"})  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = make_engine(url)
+        upgrade(self._engine)
+        self._specs: dict[int, VersionSpec] = {}
+        self._versions: dict[tuple[str, str], tuple[int, VersionSpec]] = {}
+        self._quick: dict[int, QuickCheck] = {}
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Monitor({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read connection that sees one snapshot across its statements (SQLite: one
+        deferred transaction; PostgreSQL: REPEATABLE READ), so the vocabulary, score
+        cells and sums of a query agree with each other."""
+        with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # ================================================================ registry
+    def create_model(self, model_id: str, name: str | None = None) -> dict[str, Any]:
+        """Register a model (idempotent; a given ``name`` replaces the stored one)."""
+        _name(model_id, "model_id")
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError("name", "a str or None", name)
+        with write_transaction(self._engine, 0) as conn:
+            self._ensure_model(conn, model_id, name)
+            row = conn.execute(sa.select(t.models).where(t.models.c.model_id == model_id)).one()
+        return {"model_id": row.model_id, "name": row.name, "created_at": _iso(row.created_at)}
+
+    def _ensure_model(self, conn: Connection, model_id: str, name: str | None) -> None:
+        row = conn.execute(
+            sa.select(t.models.c.name).where(t.models.c.model_id == model_id)
+        ).first()
+        if row is None:
+            conn.execute(
+                sa.insert(t.models).values(model_id=model_id, name=name, created_at=_now())
+            )
+        elif name is not None and row.name != name:
+            conn.execute(
+                sa.update(t.models).where(t.models.c.model_id == model_id).values(name=name)
+            )
+
+    def create_model_version(
+        self,
+        model_id: str,
+        model_version: str,
+        model_type: str = "multi-label",
+        features: dict[str, str] | None = None,
+        predictions: dict[str, str] | None = None,
+        actuals: dict[str, str] | None = None,
+        raw_inputs: dict[str, str] | None = None,
+        segments: list[str] | None = None,
+        labels: dict[str, list[str]] | None = None,
+        thresholds: dict[str, float | dict[str, float]] | None = None,
+        unknown_labels: str = "learn",
+        bins: int = 200,
+    ) -> dict[str, Any]:
+        """Register a model version with its schema (the model too, if new).
+
+        Idempotent when identical; a different schema under the same version is a
+        ``ConflictError``. ``labels``: declared vocabulary per dict field (else learned
+        from traffic); ``unknown_labels`` decides what a label outside a declared
+        vocabulary does: "learn" (added, recorded as unseen), "ignore" (not counted,
+        recorded) or "error". ``thresholds``: per dict field one threshold or
+        ``{label: t}`` (others 0.5), all exact sketch edges. Returns ``get_version``.
+        """
+        _name(model_id, "model_id")
+        _name(model_version, "model_version")
+        spec = VersionSpec.create(
+            model_type=model_type,
+            features=features,
+            predictions=predictions,
+            actuals=actuals,
+            raw_inputs=raw_inputs,
+            labels=labels,
+            thresholds=thresholds,
+            unknown_labels=unknown_labels,
+            bins=bins,
+        )
+        segs = self._check_segments(spec, segments or [])
+        with write_transaction(self._engine, 0) as conn:
+            self._ensure_model(conn, model_id, None)
+            row = conn.execute(
+                sa.select(t.versions).where(
+                    t.versions.c.model_id == model_id, t.versions.c.version == model_version
+                )
+            ).first()
+            if row is not None:
+                stored = json.loads(row.spec)
+                if stored != spec.to_json() or not set(segs) <= set(json.loads(row.segments)):
+                    raise ConflictError(
+                        "model version",
+                        f"{model_id}/{model_version}",
+                        "schema",
+                        {**stored, "segments": json.loads(row.segments)},
+                        {**spec.to_json(), "segments": segs},
+                    )
+            else:
+                vid = conn.execute(  # type: ignore[index]
+                    sa.insert(t.versions).values(
+                        model_id=model_id,
+                        version=model_version,
+                        spec=dumps(spec.to_json()),
+                        segments=dumps(segs),
+                        created_at=_now(),
+                    )
+                ).inserted_primary_key[0]
+                declared = [
+                    {"version_id": vid, "field": f, "label": name, "declared": True}
+                    for f, names in spec.labels.items()
+                    for name in names
+                ]
+                if declared:
+                    conn.execute(sa.insert(t.labels), declared)
+        return self.get_version(model_id, model_version)
+
+    @staticmethod
+    def _check_segments(spec: VersionSpec, segments: Any) -> list[str]:
+        if isinstance(segments, str) or not isinstance(segments, list | tuple):
+            raise InvalidInputError("segments", "a list of feature names", segments)
+        out: list[str] = []
+        for feature in segments:
+            kind = spec.features.get(feature) if isinstance(feature, str) else None
+            if kind not in SEGMENT_TYPES:
+                choices = [f for f, k in spec.features.items() if k in SEGMENT_TYPES]
+                raise InvalidInputError(
+                    "segments",
+                    f"a categorical, boolean or string feature among {choices}",
+                    feature,
+                )
+            if feature not in out:
+                out.append(feature)
+        return out
+
+    def _resolve(
+        self, conn: Connection, model_id: str, model_version: str
+    ) -> tuple[int, VersionSpec]:
+        row = conn.execute(
+            sa.select(t.versions.c.id, t.versions.c.spec).where(
+                t.versions.c.model_id == model_id, t.versions.c.version == model_version
+            )
+        ).first()
+        if row is None:
+            exists = conn.execute(
+                sa.select(t.models.c.model_id).where(t.models.c.model_id == model_id)
+            ).first()
+            if exists is None:
+                raise NotFoundError("model", str(model_id))
+            raise NotFoundError("model version", f"{model_id}/{model_version}")
+        vid = int(row.id)
+        spec = self._specs.get(vid)
+        if spec is None:
+            spec = self._specs[vid] = VersionSpec.from_json(json.loads(row.spec))
+        return vid, spec
+
+    def _version(self, model_id: str, model_version: str) -> tuple[int, VersionSpec]:
+        # a version, once created, keeps its id and schema (nothing deletes or alters
+        # them): found ones are remembered, saving a query per logging call
+        key = (model_id, model_version)
+        found = self._versions.get(key)
+        if found is None:
+            with self._engine.connect() as conn:
+                found = self._resolve(conn, model_id, model_version)
+            if type(model_id) is str and type(model_version) is str:
+                self._versions[key] = found
+        return found
+
+    def get_version(self, model_id: str, model_version: str) -> dict[str, Any]:
+        """The version's schema, vocabularies (declared, learned, unseen), thresholds,
+        segments."""
+        with self._engine.connect() as conn:
+            vid, spec = self._resolve(conn, model_id, model_version)
+            row = conn.execute(sa.select(t.versions).where(t.versions.c.id == vid)).one()
+            vocabs = vocab(conn, vid)
+            unseen = conn.execute(
+                sa.select(t.unseen_labels).where(t.unseen_labels.c.version_id == vid)
+            ).all()
+        labels = {f: list(vocabs.get(f, {})) for f in spec.dict_fields}
+        declared = {f: list(spec.labels.get(f, [])) for f in spec.dict_fields}
+        learned = {f: [x for x in labels[f] if x not in set(declared[f])] for f in labels}
+        unseen_out: dict[str, dict[str, int]] = {f: {} for f in spec.dict_fields}
+        for u in unseen:
+            unseen_out.setdefault(u.field, {})[u.label] = int(u._mapping["count"])
+        return {
+            "model_id": model_id,
+            "model_version": model_version,
+            **spec.to_json(),
+            "segments": json.loads(row.segments),
+            "labels": labels,
+            "declared_labels": declared,
+            "learned_labels": learned,
+            "unseen_labels": unseen_out,
+            "thresholds": {
+                f: {
+                    "default": _default(spec, f),
+                    "labels": {name: spec.threshold(f, name) for name in labels[f]},
+                }
+                for f in spec.dict_fields
+            },
+            "created_at": _iso(row.created_at),
+        }
+
+    def add_segment(self, model_id: str, model_version: str, feature: str) -> None:
+        """Segment the version's sketches by ``feature`` from now on (no backfill)."""
+        with self._engine.connect() as conn:
+            vid, spec = self._resolve(conn, model_id, model_version)
+        self._check_segments(spec, [feature])
+        with write_transaction(self._engine, vid) as conn:
+            segs = segments(conn, vid)
+            if feature not in segs:
+                conn.execute(
+                    sa.update(t.versions)
+                    .where(t.versions.c.id == vid)
+                    .values(segments=dumps([*segs, feature]))
+                )
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model: ``model_id``, ``name``, ``created_at``."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t.models).order_by(t.models.c.model_id)).all()
+        return [
+            {"model_id": r.model_id, "name": r.name, "created_at": _iso(r.created_at)} for r in rows
+        ]
+
+    def list_versions(self, model_id: str) -> list[dict[str, Any]]:
+        """The versions of a model: ``model_version``, ``model_type``, ``created_at``."""
+        with self._engine.connect() as conn:
+            if (
+                conn.execute(
+                    sa.select(t.models.c.model_id).where(t.models.c.model_id == model_id)
+                ).first()
+                is None
+            ):
+                raise NotFoundError("model", str(model_id))
+            rows = conn.execute(
+                sa.select(t.versions)
+                .where(t.versions.c.model_id == model_id)
+                .order_by(t.versions.c.id)
+            ).all()
+        return [
+            {
+                "model_version": r.version,
+                "model_type": json.loads(r.spec)["model_type"],
+                "created_at": _iso(r.created_at),
+            }
+            for r in rows
+        ]
+
+    def environments(self, model_id: str, model_version: str) -> list[str]:
+        """The environments that logged to the version, sorted."""
+        with self._engine.connect() as conn:
+            vid, _ = self._resolve(conn, model_id, model_version)
+            rows = conn.execute(
+                sa.select(t.environments.c.name)
+                .where(t.environments.c.version_id == vid)
+                .order_by(t.environments.c.name)
+            ).all()
+        return [r.name for r in rows]
+
+    # ============================================================== ingestion
+    def log_predictions(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> dict[str, int]:
+        """Store a batch of predictions and add them to their hour's sketches, at once.
+
+        Record: ``{"id", "features", "predictions": {field: {label: prob}},
+        "timestamp" (default now), "raw_inputs"}``. The batch is validated whole
+        first (an ``InvalidInputError`` names the row, field and label, nothing is
+        written). An id already stored (or earlier in the batch) with the same features
+        and predictions (and timestamp, when given) is a duplicate, skipped; with other
+        values it is a ``ConflictError`` and nothing is written. Actuals waiting for an
+        id are joined. Returns ``{"accepted", "duplicates"}``.
+        """
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        with _no_gc():
+            return self._log_predictions(vid, spec, environment, records)
+
+    def validate_predictions(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> None:
+        """Check prediction records as :meth:`log_predictions` would, without writing:
+        raises the same ``InvalidInputError`` (naming row, field and label) for bad
+        input. A conflict with a stored prediction is found only when writing.
+
+        >>> monitor.validate_predictions("m", "v1", "production", records)  # doctest: +SKIP
+        """
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        quick = self._quick.get(vid)
+        if quick is None:
+            quick = self._quick[vid] = QuickCheck(spec)
+        if not quick.predictions(records):
+            with _no_gc():
+                self._check_predictions(spec, records)
+
+    def validate_actuals(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> None:
+        """Check actual records as :meth:`log_actuals` would, without writing."""
+        _name(environment, "environment")
+        _vid, spec = self._version(model_id, model_version)
+        self._check_actuals(spec, records)
+
+    def validate_raw_inputs(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> None:
+        """Check raw-input records as :meth:`log_raw_inputs` would, without writing."""
+        _name(environment, "environment")
+        _vid, spec = self._version(model_id, model_version)
+        parse_raw_inputs(spec, records)
+
+    @staticmethod
+    def _check_predictions(
+        spec: VersionSpec, records: list[dict[str, Any]]
+    ) -> tuple[list[PredictionRow], dict[str, DictBatch]]:
+        rows = parse_predictions(spec, records)
+        batches = {
+            f: encode_dicts(
+                [r.dict_values.get(f) for r in rows],
+                f"predictions.{f}",
+                declared=spec.labels.get(f),
+                policy=spec.unknown_labels,
+                binary=False,
+            )
+            for f in spec.dict_fields
+        }
+        for i, r in enumerate(rows):
+            if not r.predictions:  # not JSON, yet not refused by encode_dicts
+                raise InvalidInputError(
+                    "predictions", "JSON-serializable values", records[i]["predictions"], row=i
+                )
+        return rows, batches
+
+    def _log_predictions(
+        self, vid: int, spec: VersionSpec, environment: str, records: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        rows, batches = self._check_predictions(spec, records)
+        with write_transaction(self._engine, vid) as conn:
+            return write_predictions(conn, vid, spec, environment, rows, batches)
+
+    def log_actuals(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> dict[str, int]:
+        """Store actuals ``{"id", "actuals": {field: {label: 0/1}}, "timestamp"}``.
+
+        An actual whose prediction is stored moves that prediction's mass from
+        unlabeled to its outcome in the prediction's cells (its hour and segments);
+        one whose prediction has not come is held and joined when it comes. The same
+        actual again is a no-op; a different one for the same id a ``ConflictError``
+        (nothing written). Returns ``{"accepted", "pending"}`` (pending: held).
+        """
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        rows, acts = self._check_actuals(spec, records)
+        with write_transaction(self._engine, vid) as conn:
+            return write_actuals(conn, vid, spec, environment, rows, acts)
+
+    @staticmethod
+    def _check_actuals(
+        spec: VersionSpec, records: list[dict[str, Any]]
+    ) -> tuple[list[ActualRow], dict[str, DictBatch]]:
+        rows = parse_actuals(spec, records)
+        acts = {
+            f: encode_dicts(
+                [r.dict_values.get(f) for r in rows],
+                f"actuals.{f}",
+                declared=spec.labels.get(f),
+                policy=spec.unknown_labels,
+                binary=True,
+            )
+            for f in spec.dict_fields
+            if spec.actuals.get(f) == "dict"
+        }
+        for i, r in enumerate(rows):
+            if not r.actuals:  # not JSON, yet not refused by encode_dicts
+                raise InvalidInputError(
+                    "actuals", "JSON-serializable values", records[i]["actuals"], row=i
+                )
+        return rows, acts
+
+    def log_raw_inputs(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        records: list[dict[str, Any]],
+    ) -> dict[str, int]:
+        """Attach raw inputs ``{"id", "raw_inputs": {...}}`` to stored predictions
+        (replacing earlier ones). Returns ``{"accepted", "missing"}``: ids without a
+        stored prediction are counted in ``missing`` and not stored."""
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        pairs = parse_raw_inputs(spec, records)
+        p = t.predictions
+        with write_transaction(self._engine, vid) as conn:
+            stored = stored_predictions(conn, vid, environment, [i for i, _ in pairs])
+            todo = [{"b_id": i, "b_raw": raw} for i, raw in pairs if i in stored]
+            if todo:
+                conn.execute(
+                    sa.update(p)
+                    .where(
+                        p.c.version_id == vid,
+                        p.c.environment == environment,
+                        p.c.pred_id == sa.bindparam("b_id"),
+                    )
+                    .values(raw_inputs=sa.bindparam("b_raw")),
+                    todo,
+                )
+        return {"accepted": len(todo), "missing": len(pairs) - len(todo)}
+
+    # ============================================================== baselines
+    def log_baseline(
+        self,
+        model_id: str,
+        model_version: str,
+        kind: str,
+        field: str,
+        sketch: ScoreSketch,
+        samples: SampleStats | None = None,
+        feature_stats: dict[str, Any] | None = None,
+        environment: str | None = None,
+    ) -> None:
+        """Store the ``kind`` ("training" / "test") baseline of a dict field, replacing
+        the previous one."""
+        vid, spec = self._version(model_id, model_version)
+        if kind not in _KINDS:
+            raise InvalidInputError("kind", f"one of {list(_KINDS)}", kind)
+        self._check_field(spec, field)
+        if not isinstance(sketch, ScoreSketch):
+            raise InvalidInputError("sketch", "a ScoreSketch", sketch)
+        if samples is not None and not isinstance(samples, SampleStats):
+            raise InvalidInputError("samples", "a SampleStats or None", samples)
+        stats_json = None
+        if feature_stats is not None:
+            if not isinstance(feature_stats, Mapping):
+                raise InvalidInputError("feature_stats", "a JSON-able dict or None", feature_stats)
+            try:
+                stats_json = dumps(feature_stats)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    "feature_stats", "a JSON-able dict", feature_stats
+                ) from None
+        if environment is not None:
+            _name(environment, "environment")
+        b = t.baselines
+        with write_transaction(self._engine, vid) as conn:
+            conn.execute(
+                sa.delete(b).where(b.c.version_id == vid, b.c.kind == kind, b.c.field == field)
+            )
+            conn.execute(
+                sa.insert(b).values(
+                    version_id=vid,
+                    kind=kind,
+                    field=field,
+                    environment=environment,
+                    sketch=sketch.to_bytes(),
+                    samples=None if samples is None else samples.to_bytes(),
+                    feature_stats=stats_json,
+                    created_at=_now(),
+                )
+            )
+
+    def baseline(
+        self, model_id: str, model_version: str, kind: str, field: str
+    ) -> tuple[ScoreSketch, SampleStats | None]:
+        """The stored ``kind`` baseline of ``field``: ``(sketch, samples or None)``."""
+        b = t.baselines
+        with self._engine.connect() as conn:
+            vid, _spec = self._resolve(conn, model_id, model_version)
+            row = conn.execute(
+                sa.select(b.c.sketch, b.c.samples).where(
+                    b.c.version_id == vid, b.c.kind == kind, b.c.field == field
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError("baseline", f"{model_id}/{model_version} {kind} {field}")
+        samples = None if row.samples is None else SampleStats.from_bytes(row.samples)
+        return ScoreSketch.from_bytes(row.sketch), samples
+
+    # ================================================================ queries
+    @staticmethod
+    def _check_field(spec: VersionSpec, field: str) -> None:
+        if field not in spec.dict_fields:
+            raise NotFoundError(
+                "prediction field", str(field), hint=f"dict fields: {list(spec.dict_fields)}"
+            )
+
+    def _window(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        field: str,
+        start: Any,
+        end: Any,
+        segment: Segment | None,
+        column: Literal["counts", "coarse"] | None,
+    ) -> _Window:
+        """The window's cells: score cells (their ``column``; None: none) and sums."""
+        seg = ("", "")
+        if segment is not None:
+            if not (isinstance(segment, tuple | list) and len(segment) == 2):
+                raise InvalidInputError("segment", "a (feature, value) pair or None", segment)
+            value = segment_value(segment[1])
+            seg = (str(segment[0]), value if value is not None else "")
+        lo, hi = _bucket(start, "start"), _bucket(end, "end")
+        with _no_gc(), self._snapshot() as conn:
+            vid, spec = self._resolve(conn, model_id, model_version)
+            self._check_field(spec, field)
+            if segment is not None and seg[0] not in segments(conn, vid):
+                raise NotFoundError("segment", seg[0], hint=f"segments: {segments(conn, vid)}")
+            field_vocab = vocab(conn, vid).get(field, {})
+            sc, sm = t.score_cells, t.sample_cells
+            where_sc: list[Any] = []
+            where_sm: list[Any] = []
+            for table, where in ((sc, where_sc), (sm, where_sm)):
+                where += [
+                    table.c.version_id == vid,
+                    table.c.environment == environment,
+                    table.c.field == field,
+                    table.c.seg_feature == seg[0],
+                    table.c.seg_value == seg[1],
+                ]
+                if lo is not None:
+                    where.append(table.c.bucket >= lo)
+                if hi is not None:
+                    where.append(table.c.bucket < hi)
+            score_rows: Sequence[Any] = []
+            if column is not None:
+                score_rows = conn.execute(
+                    # raw driver values: LargeBinary's result processing cost more than
+                    # the query
+                    sa.select(
+                        sc.c.bucket, sc.c.label_id, sa.type_coerce(sc.c[column], sa.types.NullType)
+                    ).where(*where_sc)
+                ).all()
+            sum_rows = conn.execute(
+                sa.select(sm.c.bucket, sa.type_coerce(sm.c.sums, sa.types.NullType)).where(
+                    *where_sm
+                )
+            ).all()
+        ids = {label_id: j for j, label_id in enumerate(field_vocab.values())}
+        n = len(score_rows)
+        return _Window(
+            spec=spec,
+            labels=list(field_vocab),
+            buckets=np.fromiter((r[0] for r in score_rows), dtype=np.int64, count=n),
+            label_pos=np.fromiter((ids[r[1]] for r in score_rows), dtype=np.intp, count=n),
+            blobs=b"".join(r[2] for r in score_rows),
+            sum_buckets=np.array([r[0] for r in sum_rows], dtype=np.int64),
+            sums=np.frombuffer(b"".join(r[1] for r in sum_rows), dtype="<f8").reshape(
+                len(sum_rows), len(SUM_NAMES)
+            ),
+        )
+
+    def sketch(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        field: str,
+        start: Any = None,
+        end: Any = None,
+        segment: Segment | None = None,
+    ) -> ScoreSketch:
+        """The merged ``ScoreSketch`` of ``field`` over the hour buckets in
+        ``[start, end)`` (a bucket is in when its hour starts there), over the whole
+        traffic or one ``(feature, value)`` segment; labels: the field's vocabulary."""
+        w = self._window(model_id, model_version, environment, field, start, end, segment, "counts")
+        edges = w.spec.edges(field)
+        empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
+        counts = merge_counts(empty.counts.shape, w.label_pos, w.blobs)
+        return ScoreSketch(empty.labels, counts, bins=w.spec.bins, thresholds=edges)
+
+    def sample_stats(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        field: str,
+        start: Any = None,
+        end: Any = None,
+        segment: Segment | None = None,
+    ) -> SampleStats:
+        """The merged ``SampleStats`` (no co-occurrence) of the window, at the field's
+        thresholds; ``hamming_loss`` counts the field's current vocabulary."""
+        w = self._window(model_id, model_version, environment, field, start, end, segment, None)
+        return stats_of(w.spec, field, w.labels, w.sums.sum(axis=0))
+
+    def timeseries(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        field: str,
+        metric: str,
+        granularity: str = "hour",
+        start: Any = None,
+        end: Any = None,
+        labels: Sequence[str] | None = None,
+        average: str | None = None,
+        segment: Segment | None = None,
+    ) -> list[dict[str, Any]]:
+        """``metric`` of ``field`` per hour or day (UTC) with data in ``[start, end)``.
+
+        ``metric``: a ScoreSketch metric (threshold metrics at the field's thresholds)
+        or a SampleStats one (``subset_accuracy``, ``hamming_loss``, ``jaccard``,
+        ``label_cardinality``, ``samples_precision`` / ``_recall`` / ``_f1``).
+        ``labels``: restrict to these labels; ``average``: None (a list, one value per
+        label), "micro", "macro" or "weighted". Points: ``{"start": ISO, "value":
+        float, list or None (undefined), "count": predictions}``. Metrics at the
+        thresholds read the coarse cells (the bins between thresholds), the others the
+        full ones.
+        """
+        if metric not in SKETCH_METRICS and metric not in SAMPLE_METRICS:
+            raise InvalidInputError(
+                "metric", f"one of {[*SKETCH_METRICS, *SAMPLE_METRICS]}", metric
+            )
+        if granularity not in ("hour", "day"):
+            raise InvalidInputError("granularity", "'hour' or 'day'", granularity)
+        if average not in (None, "micro", "macro", "weighted"):
+            raise InvalidInputError("average", "None, 'micro', 'macro' or 'weighted'", average)
+        column: Literal["counts", "coarse"] | None = (
+            None if metric in SAMPLE_METRICS else "coarse" if metric in COARSE_METRICS else "counts"
+        )
+        w = self._window(model_id, model_version, environment, field, start, end, segment, column)
+        spec, names = w.spec, w.labels
+        keep = list(range(len(names)))
+        if labels is not None:
+            if isinstance(labels, str) or not isinstance(labels, Sequence):
+                raise InvalidInputError("labels", "a list of label names", labels)
+            pos = {name: j for j, name in enumerate(names)}
+            for name in labels:
+                if name not in pos:
+                    raise InvalidInputError(
+                        "labels", f"labels of {field!r} among {names}", name, label=name
+                    )
+            keep = [pos[name] for name in labels]
+        width = 1 if granularity == "hour" else 24
+        periods, inverse = np.unique(
+            np.concatenate([w.buckets, w.sum_buckets]) // width, return_inverse=True
+        )
+        cell_period, sum_period = inverse[: len(w.buckets)], inverse[len(w.buckets) :]
+        sums = np.zeros((len(periods), len(SUM_NAMES)))
+        np.add.at(sums, sum_period, w.sums)
+        bins = 1 if column == "coarse" else spec.bins
+        edges = spec.edges(field)
+        counts = None
+        if column is not None:
+            m = len(ScoreSketch.empty([], bins=bins, thresholds=edges).edges)
+            shape = (len(periods), len(names), 3, m)
+            counts = merge_counts(shape, cell_period * len(names) + w.label_pos, w.blobs)
+        space = LabelSpace([names[j] for j in keep])
+        ths = np.array([spec.threshold(field, names[j]) for j in keep])
+        n_predicted = sums[:, SUM_NAMES.index("n_predicted")].tolist()
+        out = []
+        per_label = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            if counts is not None and average is None:
+                # per-label values of every period at once: one sketch whose labels are
+                # the (period, label) pairs
+                flat = counts[:, keep].reshape(len(periods) * len(keep), *counts.shape[2:])
+                whole = ScoreSketch(LabelSpace.range(len(flat)), flat, bins=bins, thresholds=edges)
+                tiled = np.tile(ths, len(periods))
+                per_label = np.asarray(sketch_metric(whole, metric, tiled, None, sums[0]))
+                per_label = per_label.reshape(len(periods), len(keep))
+            for k, period in enumerate(periods.tolist()):
+                if per_label is not None:
+                    value = per_label[k]
+                elif counts is not None:
+                    sk = ScoreSketch(space, counts[k][keep], bins=bins, thresholds=edges)
+                    value = sketch_metric(sk, metric, ths, average, sums[k])
+                else:
+                    value = sample_metric(stats_of(spec, field, names, sums[k]), metric)
+                out.append(
+                    {
+                        "start": _iso(period * width * 3600.0),
+                        "value": clean(value),
+                        "count": n_predicted[k],
+                    }
+                )
+        return out
+
+    def get_prediction(
+        self, model_id: str, model_version: str, environment: str, id: str
+    ) -> dict[str, Any]:
+        """A stored prediction with its actuals (None until they come) and raw inputs."""
+        with self._engine.connect() as conn:
+            vid, _ = self._resolve(conn, model_id, model_version)
+            row = prediction_row(conn, vid, environment, id)
+            if row is None:
+                raise NotFoundError("prediction", str(id), hint=f"environment {environment!r}")
+            a = t.actuals
+            act = conn.execute(
+                sa.select(a.c.actuals, a.c.ts).where(
+                    a.c.version_id == vid, a.c.environment == environment, a.c.pred_id == id
+                )
+            ).first()
+        return {
+            "id": row.pred_id,
+            "environment": environment,
+            "timestamp": _iso(row.ts),
+            "features": json.loads(row.features),
+            "predictions": json.loads(row.predictions),
+            "raw_inputs": None if row.raw_inputs is None else json.loads(row.raw_inputs),
+            "actuals": None if act is None else json.loads(act.actuals),
+            "actuals_timestamp": None if act is None else _iso(act.ts),
+            "segments": [list(s) for s in json.loads(row.segments)],
+        }
+
+    # ================================================================= tokens
+    def create_token(self, scope: str, name: str | None = None) -> str:
+        """A new bearer token of ``scope`` ("read" < "ingest" < "admin"); only its
+        SHA-256 is stored, so this is the one time it is seen."""
+        _scope(scope)
+        token = "lw_" + secrets.token_urlsafe(32)
+        with write_transaction(self._engine, 0) as conn:
+            conn.execute(
+                sa.insert(t.tokens).values(
+                    digest=_digest(token), scope=scope, name=name, created_at=_now()
+                )
+            )
+        return token
+
+    def check_token(self, token: str | None, scope: str) -> bool:
+        """Whether ``token`` exists and its scope includes ``scope``."""
+        _scope(scope)
+        if not isinstance(token, str) or not token:
+            return False
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.tokens.c.scope).where(t.tokens.c.digest == _digest(token))
+            ).first()
+        return row is not None and SCOPES.index(row.scope) >= SCOPES.index(scope)
+
+    def require_token(self, token: str | None, scope: str) -> None:
+        """Raise ``AuthError`` unless ``token`` allows ``scope``."""
+        if not token:
+            raise AuthError(scope, "missing")
+        if not self.check_token(token, scope):
+            raise AuthError(scope, "invalid" if not self.check_token(token, "read") else "scope")
+
+    def has_tokens(self) -> bool:
+        """Whether any token exists (the first ``serve`` makes an admin one if not)."""
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(t.tokens.c.id).limit(1)).first() is not None
+
+
+def _default(spec: VersionSpec, field: str) -> float:
+    value = spec.thresholds.get(field, 0.5)
+    return value if isinstance(value, float) else 0.5
+
+
+def _scope(scope: Any) -> None:
+    if scope not in SCOPES:
+        raise InvalidInputError("scope", f"one of {list(SCOPES)}", scope)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _bucket(value: Any, what: str) -> int | None:
+    """The first hour bucket starting at or after ``value`` (None: unbounded)."""
+    if value is None:
+        return None
+    return math.ceil(parse_time(value, what) / 3600)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector: a batch allocates many small objects and none in cycles,
+    and the collections they trigger cost a quarter of the ingestion time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

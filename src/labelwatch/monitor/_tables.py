@@ -1,0 +1,160 @@
+"""The monitor's tables (SQLAlchemy Core), as the Alembic migrations create them.
+
+Times are float seconds since the epoch (UTC) and hour buckets are integer hours since
+the epoch, so both databases store and compare them the same way. JSON is stored as
+text that this package writes canonically (sorted keys), which also gives the digest
+used for idempotent retries.
+
+Sketch storage: one row per (version, environment, field, segment, hour, label) holding
+that label's ``(3, m)`` float64 counts (negative, positive, unlabeled x bins) as bytes.
+A field's vocabulary may grow with traffic: a new label is a new row, so stored rows
+never need widening, and a query builds the ``ScoreSketch`` over the field's current
+vocabulary (``labels`` ordered by id), a label without a row counting zero.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "actuals",
+    "baselines",
+    "environments",
+    "labels",
+    "metadata",
+    "models",
+    "predictions",
+    "sample_cells",
+    "score_cells",
+    "tokens",
+    "unseen_labels",
+    "versions",
+]
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "lw_models",
+    metadata,
+    sa.Column("model_id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+versions = sa.Table(
+    "lw_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.String(255), sa.ForeignKey("lw_models.model_id"), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("segments", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_lw_versions_model_version"),
+)
+
+labels = sa.Table(
+    "lw_labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("lw_versions.id"), nullable=False),
+    sa.Column("field", sa.String(255), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("declared", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("version_id", "field", "label", name="uq_lw_labels"),
+)
+
+unseen_labels = sa.Table(
+    "lw_unseen_labels",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("field", sa.String(255), primary_key=True),
+    sa.Column("label", sa.Text, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False),
+)
+
+environments = sa.Table(
+    "lw_environments",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+)
+
+predictions = sa.Table(
+    "lw_predictions",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("pred_id", sa.String(255), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("bucket", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("predictions", sa.Text, nullable=False),
+    sa.Column("raw_inputs", sa.Text, nullable=True),
+    # the (feature, value) segments this prediction was counted in, as JSON
+    sa.Column("segments", sa.Text, nullable=False),
+)
+
+actuals = sa.Table(
+    "lw_actuals",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("pred_id", sa.String(255), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("actuals", sa.Text, nullable=False),
+    sa.Column("joined", sa.Boolean, nullable=False),
+)
+
+score_cells = sa.Table(
+    "lw_score_cells",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("field", sa.String(255), primary_key=True),
+    sa.Column("seg_feature", sa.String(255), primary_key=True),
+    sa.Column("seg_value", sa.String(255), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("label_id", sa.Integer, primary_key=True),
+    sa.Column("counts", sa.LargeBinary, nullable=False),
+    # the same counts folded into the bins between the field's thresholds
+    sa.Column("coarse", sa.LargeBinary, nullable=False),
+)
+
+sample_cells = sa.Table(
+    "lw_sample_cells",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("field", sa.String(255), primary_key=True),
+    sa.Column("seg_feature", sa.String(255), primary_key=True),
+    sa.Column("seg_value", sa.String(255), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("sums", sa.LargeBinary, nullable=False),
+)
+
+baselines = sa.Table(
+    "lw_baselines",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("field", sa.String(255), primary_key=True),
+    sa.Column("environment", sa.String(255), nullable=True),
+    sa.Column("sketch", sa.LargeBinary, nullable=False),
+    sa.Column("samples", sa.LargeBinary, nullable=True),
+    sa.Column("feature_stats", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+tokens = sa.Table(
+    "lw_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

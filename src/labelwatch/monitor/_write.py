@@ -1,0 +1,440 @@
+"""Writes under a version's lock: vocabularies, prediction and actual batches.
+
+Each function runs inside ``write_transaction`` (``_store``), after the batch was
+validated whole, and either completes or raises before the transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from labelwatch.errors import ConflictError
+from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import (
+    Aligned,
+    add_cells,
+    chunks,
+    coarse_map,
+    field_deltas,
+    in_,
+    insert_many,
+    take,
+)
+from labelwatch.monitor._ingest import (
+    ActualRow,
+    DictBatch,
+    PredictionRow,
+    encode_dicts,
+    group_rows,
+    segment_value,
+    to_json,
+)
+from labelwatch.monitor._schema import VersionSpec
+
+__all__ = [
+    "learn",
+    "prediction_row",
+    "segments",
+    "stored_predictions",
+    "vocab",
+    "write_actuals",
+    "write_predictions",
+]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def vocab(conn: Connection, vid: int) -> dict[str, dict[str, int]]:
+    """field -> {label: label id}, in vocabulary (id) order."""
+    rows = conn.execute(
+        sa.select(t.labels.c.field, t.labels.c.label, t.labels.c.id)
+        .where(t.labels.c.version_id == vid)
+        .order_by(t.labels.c.id)
+    ).all()
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r.field, {})[r.label] = int(r.id)
+    return out
+
+
+def segments(conn: Connection, vid: int) -> list[str]:
+    row = conn.execute(sa.select(t.versions.c.segments).where(t.versions.c.id == vid)).one()
+    segs: list[str] = json.loads(row.segments)
+    return segs
+
+
+def learn(conn: Connection, vid: int, field: str, batches: Sequence[DictBatch]) -> dict[str, int]:
+    """Add the batches' new labels of ``field`` to its vocabulary, count unseen ones;
+    -> {label: id} of the whole vocabulary. Runs under the version's write lock."""
+    known = vocab(conn, vid).get(field, {})
+    new: list[str] = []
+    unseen: dict[str, int] = {}
+    for batch in batches:
+        new += [x for x in batch.labels if x not in known and x not in new]
+        for label, rows in batch.unseen.items():
+            unseen[label] = unseen.get(label, 0) + len(rows)
+    if new:
+        conn.execute(
+            sa.insert(t.labels),
+            [{"version_id": vid, "field": field, "label": x, "declared": False} for x in new],
+        )
+        known = vocab(conn, vid).get(field, {})
+    if unseen:
+        u = t.unseen_labels
+        stored = {
+            r.label: int(r._mapping["count"])
+            for r in conn.execute(
+                sa.select(u.c.label, u.c.count).where(u.c.version_id == vid, u.c.field == field)
+            )
+        }
+        ins = [
+            {"version_id": vid, "field": field, "label": x, "count": n, "first_seen": _now()}
+            for x, n in unseen.items()
+            if x not in stored
+        ]
+        upd = [{"b_label": x, "b_count": stored[x] + n} for x, n in unseen.items() if x in stored]
+        if ins:
+            conn.execute(sa.insert(u), ins)
+        if upd:
+            conn.execute(
+                sa.update(u)
+                .where(
+                    u.c.version_id == vid,
+                    u.c.field == field,
+                    u.c.label == sa.bindparam("b_label"),
+                )
+                .values(count=sa.bindparam("b_count")),
+                upd,
+            )
+    return known
+
+
+def write_predictions(
+    conn: Connection,
+    vid: int,
+    spec: VersionSpec,
+    environment: str,
+    rows: list[PredictionRow],
+    batches: dict[str, DictBatch],
+) -> dict[str, int]:
+    """Store the new predictions of a validated batch and add them to their cells;
+    duplicates are skipped, a conflicting record raises ``ConflictError``."""
+    stored = stored_predictions(conn, vid, environment, [r.id for r in rows])
+    new: list[int] = []
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        if r.id in stored:
+            digest, ts = stored[r.id]
+            if (r.explicit_ts and ts != r.ts) or (
+                digest != r.digest and not same_as_stored(conn, vid, environment, r)
+            ):
+                old = prediction_row(conn, vid, environment, r.id)
+                raise ConflictError(
+                    "prediction",
+                    r.id,
+                    "features, predictions or timestamp",
+                    {
+                        "features": json.loads(old.features),
+                        "predictions": json.loads(old.predictions),
+                        "timestamp": _iso(ts),
+                    },
+                    {
+                        "features": json.loads(r.features),
+                        "predictions": json.loads(r.predictions),
+                        "timestamp": _iso(r.ts),
+                    },
+                    row=i,
+                )
+            continue
+        j = first.get(r.id)
+        if j is not None:
+            o = rows[j]
+            if (r.explicit_ts and o.ts != r.ts) or (
+                o.digest != r.digest and not _same(o.features, o.predictions, r)
+            ):
+                raise ConflictError(
+                    "prediction",
+                    r.id,
+                    "features, predictions or timestamp",
+                    {"row": j, "predictions": json.loads(o.predictions)},
+                    {"predictions": json.loads(r.predictions)},
+                    row=i,
+                )
+            continue
+        first[r.id] = i
+        new.append(i)
+    if new:
+        insert_predictions(conn, vid, spec, environment, rows, new, batches)
+    return {"accepted": len(new), "duplicates": len(rows) - len(new)}
+
+
+def stored_predictions(
+    conn: Connection, vid: int, env: str, ids: Sequence[str]
+) -> dict[str, tuple[str, float]]:
+    p = t.predictions
+    out: dict[str, tuple[str, float]] = {}
+    for chunk in chunks(sorted(set(ids))):
+        for r in conn.execute(
+            sa.select(p.c.pred_id, p.c.digest, p.c.ts).where(
+                p.c.version_id == vid, p.c.environment == env, in_(conn, p.c.pred_id, chunk)
+            )
+        ):
+            out[r.pred_id] = (r.digest, float(r.ts))
+    return out
+
+
+def same_as_stored(conn: Connection, vid: int, env: str, r: Any) -> bool:
+    """Whether a record equals the stored prediction as values (keys in any order)."""
+    old = prediction_row(conn, vid, env, r.id)
+    return _same(old.features, old.predictions, r)
+
+
+def prediction_row(conn: Connection, vid: int, env: str, pred_id: str) -> Any:
+    p = t.predictions
+    return conn.execute(
+        sa.select(p).where(p.c.version_id == vid, p.c.environment == env, p.c.pred_id == pred_id)
+    ).first()
+
+
+def insert_predictions(
+    conn: Connection,
+    vid: int,
+    spec: VersionSpec,
+    env: str,
+    rows: Sequence[Any],
+    new: list[int],
+    batches: dict[str, DictBatch],
+) -> None:
+    idx = np.asarray(new, dtype=np.intp)
+    ensure_environment(conn, vid, env)
+    segs = segments(conn, vid)
+    # actuals that came first, now joined
+    a = t.actuals
+    pending: dict[str, Any] = {}
+    new_ids = [rows[i].id for i in new]
+    for chunk in chunks(new_ids):
+        for r in conn.execute(
+            sa.select(a.c.pred_id, a.c.actuals).where(
+                a.c.version_id == vid,
+                a.c.environment == env,
+                in_(conn, a.c.pred_id, chunk),
+                a.c.joined == sa.false(),
+            )
+        ):
+            pending[r.pred_id] = json.loads(r.actuals)
+    buckets = (np.array([rows[i].ts for i in new]) // 3600).astype(np.int64).tolist()
+    row_segs: list[list[tuple[str, str]]] = [[] for _ in new]
+    for feature in segs:
+        for k, i in enumerate(new):
+            value = segment_value(rows[i].feature_values.get(feature))
+            if value is not None:
+                row_segs[k].append((feature, value))
+    insert_many(
+        conn,
+        t.predictions,
+        [
+            (
+                vid,
+                env,
+                rows[i].id,
+                rows[i].ts,
+                b,
+                rows[i].digest,
+                rows[i].features,
+                rows[i].predictions,
+                rows[i].raw_inputs,
+                to_json(sg) if sg else "[]",
+            )
+            for i, b, sg in zip(new, buckets, row_segs, strict=True)
+        ],
+    )
+    groups = group_rows(buckets, row_segs)
+    for f in spec.dict_fields:
+        pred = take(batches[f], idx)
+        act = None
+        if pending:
+            act = encode_dicts(
+                [pending.get(i, {}).get(f) for i in new_ids],
+                f"actuals.{f}",
+                declared=spec.labels.get(f),
+                policy="ignore" if spec.unknown_labels != "learn" else "learn",
+                binary=True,
+            )
+            act.unseen = {}  # counted when the actuals came
+        vocab = learn(conn, vid, f, [pred])
+        aligned = Aligned(pred, act)
+        scored = pred.has | aligned.labeled
+        deltas = field_deltas(spec, f, aligned, groups, scored, joined=False)
+        add_cells(conn, vid, env, f, vocab, aligned.labels, *deltas, coarse=coarse_map(spec, f)[0])
+    if pending:
+        for chunk in chunks(list(pending)):
+            conn.execute(
+                sa.update(a)
+                .where(a.c.version_id == vid, a.c.environment == env, in_(conn, a.c.pred_id, chunk))
+                .values(joined=True)
+            )
+
+
+def ensure_environment(conn: Connection, vid: int, env: str) -> None:
+    e = t.environments
+    if (
+        conn.execute(sa.select(e.c.name).where(e.c.version_id == vid, e.c.name == env)).first()
+        is None
+    ):
+        conn.execute(sa.insert(e).values(version_id=vid, name=env))
+
+
+def write_actuals(
+    conn: Connection,
+    vid: int,
+    spec: VersionSpec,
+    environment: str,
+    rows: list[ActualRow],
+    acts: dict[str, DictBatch],
+) -> dict[str, int]:
+    """Store the new actuals of a validated batch; join those whose prediction is
+    stored. An identical repeat is skipped, a different one raises ``ConflictError``."""
+    a, p = t.actuals, t.predictions
+    stored: dict[str, str] = {}
+    for chunk in chunks(sorted({r.id for r in rows})):
+        for row in conn.execute(
+            sa.select(a.c.pred_id, a.c.digest).where(
+                a.c.version_id == vid,
+                a.c.environment == environment,
+                in_(conn, a.c.pred_id, chunk),
+            )
+        ):
+            stored[row.pred_id] = row.digest
+    new: list[int] = []
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        old = stored.get(r.id)
+        if old is None and r.id in first:
+            earlier = rows[first[r.id]]
+            same = json.loads(earlier.actuals) == json.loads(r.actuals)
+            old = r.digest if same else earlier.digest
+        if old is not None:
+            if old != r.digest and not same_actual(conn, vid, environment, r):
+                prev = conn.execute(
+                    sa.select(a.c.actuals).where(
+                        a.c.version_id == vid,
+                        a.c.environment == environment,
+                        a.c.pred_id == r.id,
+                    )
+                ).first()
+                stored_value = (
+                    json.loads(prev.actuals) if prev else json.loads(rows[first[r.id]].actuals)
+                )
+                raise ConflictError(
+                    "actual", r.id, "actuals", stored_value, json.loads(r.actuals), row=i
+                )
+            continue
+        first[r.id] = i
+        new.append(i)
+    if not new:
+        return {"accepted": 0, "pending": 0}
+    preds: dict[str, Any] = {}
+    for chunk in chunks([rows[i].id for i in new]):
+        for pr in conn.execute(
+            sa.select(p.c.pred_id, p.c.predictions, p.c.bucket, p.c.segments).where(
+                p.c.version_id == vid,
+                p.c.environment == environment,
+                in_(conn, p.c.pred_id, chunk),
+            )
+        ):
+            preds[pr.pred_id] = pr
+    insert_many(
+        conn,
+        a,
+        [
+            (
+                vid,
+                environment,
+                rows[i].id,
+                rows[i].ts,
+                rows[i].digest,
+                rows[i].actuals,
+                rows[i].id in preds,
+            )
+            for i in new
+        ],
+    )
+    idx = np.asarray(new, dtype=np.intp)
+    vocabs = {f: learn(conn, vid, f, [take(b, idx)]) for f, b in acts.items()}
+    joining = [i for i in new if rows[i].id in preds]
+    if joining:
+        join_actuals(conn, vid, spec, environment, rows, joining, preds, acts, vocabs)
+    return {"accepted": len(new), "pending": len(new) - len(joining)}
+
+
+def same_actual(conn: Connection, vid: int, env: str, r: Any) -> bool:
+    a = t.actuals
+    prev = conn.execute(
+        sa.select(a.c.actuals).where(
+            a.c.version_id == vid, a.c.environment == env, a.c.pred_id == r.id
+        )
+    ).first()
+    return prev is not None and bool(json.loads(prev.actuals) == json.loads(r.actuals))
+
+
+def join_actuals(
+    conn: Connection,
+    vid: int,
+    spec: VersionSpec,
+    env: str,
+    rows: Sequence[Any],
+    join: list[int],
+    preds: dict[str, Any],
+    acts: dict[str, DictBatch],
+    vocabs: dict[str, dict[str, int]],
+) -> None:
+    stored = [preds[rows[i].id] for i in join]
+    buckets = [int(r.bucket) for r in stored]
+    segs = [[(f, v) for f, v in json.loads(r.segments)] for r in stored]
+    groups = group_rows(buckets, segs)
+    values = [json.loads(r.predictions) for r in stored]
+    idx = np.asarray(join, dtype=np.intp)
+    for f, batch in acts.items():
+        act = take(batch, idx)
+        pred = encode_dicts(
+            [v.get(f) for v in values],
+            f"predictions.{f}",
+            declared=spec.labels.get(f),
+            policy="ignore" if spec.unknown_labels != "learn" else "learn",
+            binary=False,
+        )
+        pred.unseen = {}  # counted when the prediction came
+        al = Aligned(pred, act)
+        # a prediction without the field was never counted; its actual makes it scored
+        deltas_new = field_deltas(spec, f, al, groups, al.labeled & ~pred.has, joined=False)
+        deltas_move = field_deltas(spec, f, al, groups, al.labeled & pred.has, joined=True)
+        for key, value in deltas_new[0].items():
+            deltas_move[0][key] = deltas_move[0].get(key, 0) + value
+        for key, value in deltas_new[1].items():
+            deltas_move[1][key] = deltas_move[1].get(key, 0) + value
+        vocab = vocabs[f]
+        if any(x not in vocab for x in al.labels):
+            vocab = learn(conn, vid, f, [pred])
+        add_cells(conn, vid, env, f, vocab, al.labels, *deltas_move, coarse=coarse_map(spec, f)[0])
+
+
+def _same(features: str, predictions: str, r: Any) -> bool:
+    """Whether stored JSON texts hold the same values as record ``r``'s."""
+    return bool(
+        json.loads(features) == json.loads(r.features)
+        and json.loads(predictions) == json.loads(r.predictions)
+    )

@@ -1,0 +1,15 @@
+"""The HTTP server: the REST API under ``/api/v1`` over a :class:`~labelwatch.monitor.Monitor`.
+
+Run it with ``labelwatch serve``, or build the ASGI app yourself:
+
+>>> from labelwatch.monitor import Monitor
+>>> from labelwatch.server import create_app
+>>> app = create_app(Monitor("sqlite://"))
+>>> "/api/v1/models" in app.openapi()["paths"]
+True
+"""
+
+from labelwatch.server._app import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, create_app
+from labelwatch.server._auth import SCOPES
+
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "SCOPES", "create_app"]

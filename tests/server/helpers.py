@@ -1,0 +1,145 @@
+"""Shared by the server and client tests: databases on both backends, the app served
+by uvicorn in a thread, and ``labelwatch serve`` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from labelwatch.monitor import Monitor
+from labelwatch.server import create_app
+
+PG_ENV = "LABELWATCH_TEST_POSTGRES_URL"
+BIN = Path(sys.executable).parent / "labelwatch"
+
+
+def db_urls(kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh PostgreSQL schema (dropped after)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
+    schema = "lw_test_" + uuid.uuid4().hex[:12]
+    engine = sa.create_engine(base)
+    try:
+        with engine.begin() as conn:  # fails (not skips) when the server is unreachable
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ThreadServer:
+    """``create_app(monitor)`` served by uvicorn on a free port in a daemon thread."""
+
+    def __init__(self, monitor: Monitor, **app_options: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(monitor, **app_options), host="127.0.0.1", port=self.port,
+            log_level="warning", access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class ServeProcess:
+    """``labelwatch serve --db URL --port P`` as a subprocess; the admin token it prints
+    on an empty database is in ``admin_token``."""
+
+    def __init__(self, db_url: str, port: int | None = None) -> None:
+        self.db_url = db_url
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token: str | None = None
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 60.0) -> ServeProcess:
+        self.proc = subprocess.Popen(
+            [str(BIN), "serve", "--db", self.db_url, "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert self.proc.stdout is not None
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("labelwatch serve exited:\n" + "".join(self.output))
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("labelwatch serve did not answer /healthz:\n" + "".join(self.output))
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.output.append(line)
+            found = re.search(r"admin token: (\S+)", line)
+            if found:
+                self.admin_token = found.group(1)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no flush."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def create_token(db_url: str, scope: str) -> str:
+    """``labelwatch tokens create`` as a subprocess: the token is its last line."""
+    out = subprocess.run(
+        [str(BIN), "tokens", "create", "--db", db_url, "--scope", scope],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    return out.strip().splitlines()[-1]
