@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 import labelwatch.client as labelwatch
-from tests.server.helpers import ServeProcess, create_token, db_urls
+from tests.databases import db_urls
+from tests.server.helpers import ServeProcess, create_token
 
 LABELS = ["action", "horror", "drama", "comedy"]
 T0 = 1_699_920_000  # a day boundary (UTC), so that the day series has one point

@@ -7,43 +7,19 @@ reason; set but unreachable, they fail.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from labelwatch.monitor import Monitor
-
-PG_ENV = "LABELWATCH_TEST_POSTGRES_URL"
-
-
-def _pg_schema_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
-    schema = "lw_test_" + uuid.uuid4().hex[:12]
-    engine = sa.create_engine(base)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        engine.dispose()
+from tests.databases import db_urls
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL with an empty database, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
-    else:
-        yield from _pg_schema_url()
+    yield from db_urls(request.param, tmp_path)
 
 
 @pytest.fixture

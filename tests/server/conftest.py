@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from labelwatch.monitor import Monitor
-from tests.server.helpers import ThreadServer, db_urls
+from tests.databases import db_urls
+from tests.server.helpers import ThreadServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,7 +3,6 @@ by uvicorn in a thread, and ``labelwatch serve`` as a real subprocess."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -11,42 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import sqlalchemy as sa
 import uvicorn
 
 from labelwatch.monitor import Monitor
 from labelwatch.server import create_app
 
-PG_ENV = "LABELWATCH_TEST_POSTGRES_URL"
 BIN = Path(sys.executable).parent / "labelwatch"
-
-
-def db_urls(kind: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema (dropped after)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
-    schema = "lw_test_" + uuid.uuid4().hex[:12]
-    engine = sa.create_engine(base)
-    try:
-        with engine.begin() as conn:  # fails (not skips) when the server is unreachable
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        engine.dispose()
 
 
 def free_port() -> int:
