@@ -462,21 +462,8 @@ class Monitor:
         spec: VersionSpec, records: list[dict[str, Any]]
     ) -> tuple[list[PredictionRow], dict[str, DictBatch]]:
         rows = parse_predictions(spec, records)
-        batches = {
-            f: encode_dicts(
-                [r.dict_values.get(f) for r in rows],
-                f"predictions.{f}",
-                declared=spec.labels.get(f),
-                policy=spec.unknown_labels,
-                binary=False,
-            )
-            for f in spec.dict_fields
-        }
-        for i, r in enumerate(rows):
-            if not r.predictions:  # not JSON, yet not refused by encode_dicts
-                raise InvalidInputError(
-                    "predictions", "JSON-serializable values", records[i]["predictions"], row=i
-                )
+        fields = list(spec.dict_fields)
+        batches = _encode_fields(spec, rows, records, "predictions", fields, binary=False)
         return rows, batches
 
     def _log_predictions(
@@ -512,22 +499,8 @@ class Monitor:
         spec: VersionSpec, records: list[dict[str, Any]]
     ) -> tuple[list[ActualRow], dict[str, DictBatch]]:
         rows = parse_actuals(spec, records)
-        acts = {
-            f: encode_dicts(
-                [r.dict_values.get(f) for r in rows],
-                f"actuals.{f}",
-                declared=spec.labels.get(f),
-                policy=spec.unknown_labels,
-                binary=True,
-            )
-            for f in spec.dict_fields
-            if spec.actuals.get(f) == "dict"
-        }
-        for i, r in enumerate(rows):
-            if not r.actuals:  # not JSON, yet not refused by encode_dicts
-                raise InvalidInputError(
-                    "actuals", "JSON-serializable values", records[i]["actuals"], row=i
-                )
+        fields = [f for f in spec.dict_fields if spec.actuals.get(f) == "dict"]
+        acts = _encode_fields(spec, rows, records, "actuals", fields, binary=True)
         return rows, acts
 
     def log_raw_inputs(
@@ -897,6 +870,33 @@ class Monitor:
         """Whether any token exists (the first ``serve`` makes an admin one if not)."""
         with self._engine.connect() as conn:
             return conn.execute(sa.select(t.tokens.c.id).limit(1)).first() is not None
+
+
+def _encode_fields(
+    spec: VersionSpec,
+    rows: Sequence[PredictionRow] | Sequence[ActualRow],
+    records: list[dict[str, Any]],
+    kind: str,
+    fields: list[str],
+    *,
+    binary: bool,
+) -> dict[str, DictBatch]:
+    """The dict fields of parsed rows as dense batches; ``kind``: "predictions" (scores)
+    or "actuals" (0/1, ``binary``). Raises naming the row, field and label."""
+    batches = {
+        f: encode_dicts(
+            [r.dict_values.get(f) for r in rows],
+            f"{kind}.{f}",
+            declared=spec.labels.get(f),
+            policy=spec.unknown_labels,
+            binary=binary,
+        )
+        for f in fields
+    }
+    for i, r in enumerate(rows):
+        if not getattr(r, kind):  # not JSON, yet not refused by encode_dicts
+            raise InvalidInputError(kind, "JSON-serializable values", records[i][kind], row=i)
+    return batches
 
 
 def _default(spec: VersionSpec, field: str) -> float:
