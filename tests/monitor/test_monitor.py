@@ -574,3 +574,66 @@ def test_timeseries_labels_average_and_count(mon: Monitor) -> None:
     assert len(auc[0]["value"]) == len(LABELS)
     with pytest.raises(InvalidInputError, match=r"labels.*'westerns'"):
         mon.timeseries("movies", "v1", "production", "genres", "f1", labels=["westerns"])
+
+
+def _n(sketch: ScoreSketch) -> float:
+    """The number of predictions in a sketch of one-label records."""
+    return float(sketch.count().sum())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nul\x00inside", "lone\udc00surrogate"],
+    ids=["nul", "surrogate"],
+)
+def test_text_no_database_can_hold_is_refused_by_name_and_stores_nothing(
+    mon: Monitor, text: str
+) -> None:
+    """PostgreSQL refuses NUL in text and UTF-8 cannot encode a lone surrogate: such a
+    name, id, label or token name is an InvalidInputError naming the field, never a 500."""
+    with pytest.raises(InvalidInputError) as err:
+        mon.create_token("read", name=text)
+    assert err.value.field == "name"
+    with pytest.raises(InvalidInputError) as err:
+        mon.create_model("m", name=text)
+    assert err.value.field == "name"
+    with pytest.raises(InvalidInputError) as err:
+        mon.create_model_version("m" + text, "v1", predictions={"genres": "dict"})
+    assert err.value.field == "model_id"
+    _version(mon)
+    good = {"id": "ok", "features": {"year": 2000.0, "country": "US"},
+            "predictions": {"genres": {"action": 0.5}}}
+    for bad, field in [
+        ({**good, "id": text}, "id"),
+        ({**good, "predictions": {"genres": {text: 0.5}}}, "predictions.genres"),
+        ({**good, "features": {"year": 2000.0, "country": text}}, "features.country"),
+    ]:
+        if field == "features.country" and "\x00" in text:
+            continue  # NUL is fine inside a JSON value (escaped as \u0000)
+        with pytest.raises(InvalidInputError) as err:
+            mon.log_predictions("movies", "v1", "production", [good, bad])
+        assert err.value.field == field
+        assert err.value.row == 1
+    assert _n(mon.sketch("movies", "v1", "production", "genres")) == 0
+    with pytest.raises(InvalidInputError) as err:
+        mon.log_predictions("movies", "v1", text, [good])
+    assert err.value.field == "environment"
+
+
+def test_segment_values_beyond_an_identifier_are_stored_by_digest(mon: Monitor) -> None:
+    """A categorical value over 255 characters or with NUL is a segment all the same:
+    the query for the same value finds exactly its predictions."""
+    _version(mon)
+    long, nul = "x" * 300, "a\x00b"
+    records = [
+        {"id": f"p{i}", "timestamp": T0, "features": {"year": 2000.0, "country": c},
+         "predictions": {"genres": {"action": s}}}
+        for i, (c, s) in enumerate([(long, 0.9), (long, 0.2), (nul, 0.7), ("US", 0.1)])
+    ]
+    mon.log_predictions("movies", "v1", "production", records)
+    by_long = _sketch(mon, segment=("country", long))
+    by_nul = _sketch(mon, segment=("country", nul))
+    assert (_n(by_long), _n(by_nul)) == (2, 1)
+    assert _n(_sketch(mon, segment=("country", "US"))) == 1
+    assert _n(_sketch(mon, segment=("country", "x" * 299))) == 0
+    assert _n(_sketch(mon)) == 4

@@ -12,6 +12,7 @@ batch's labels (absent cells score 0 and land in bin 0, then are taken out again
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import operator
 import time
@@ -27,7 +28,7 @@ import pydantic_core
 from labelwatch.errors import InvalidInputError
 from labelwatch.labels import LabelSpace
 from labelwatch.metrics import SampleStats, ScoreSketch
-from labelwatch.monitor._schema import VersionSpec, check_value
+from labelwatch.monitor._schema import VersionSpec, check_name, check_value, is_name, is_text
 
 __all__ = [
     "SUM_NAMES",
@@ -91,9 +92,7 @@ def _record(rec: Any, i: int, allowed: frozenset[str], required: str) -> Mapping
         raise InvalidInputError(
             "records", f"keys among {sorted(allowed)}", sorted(map(str, extra))[0], row=i
         )
-    rid = rec.get("id")
-    if not isinstance(rid, str) or not rid or len(rid) > 255:
-        raise InvalidInputError("id", "a non-empty str of at most 255 characters", rid, row=i)
+    check_name(rec.get("id"), "id", row=i)
     if not isinstance(rec.get(required), Mapping):
         raise InvalidInputError(required, "a dict of field -> value", rec.get(required), row=i)
     return rec
@@ -223,7 +222,9 @@ class QuickCheck:
             if not (ts is None or type(ts) is float or type(ts) is datetime):
                 return False
             for layouts, part in (
-                (self._predictions, preds), (self._features, feats), (self._raw, raws)
+                (self._predictions, preds),
+                (self._features, feats),
+                (self._raw, raws),
             ):
                 if part is not None:
                     total = layouts.plain(part)
@@ -266,7 +267,10 @@ def to_json(value: Any) -> str:
     """Fast JSON of a record's part, in its key order (pydantic-core's Rust encoder: 4x
     the standard library on score dicts). Not canonical: compare parsed values when two
     digests differ. NaN and infinities become null; they are refused before storing."""
-    return pydantic_core.to_json(value).decode()
+    try:
+        return pydantic_core.to_json(value).decode()
+    except pydantic_core.PydanticSerializationError:  # e.g. a lone surrogate in a dict value
+        return json.dumps(value)  # escapes it; json.loads reads it back
 
 
 @dataclass(slots=True)
@@ -336,10 +340,15 @@ def _parse_predictions(
             ts = ts_value
         else:
             ts = parse_time(ts_value, "timestamp", i)
-        feats_bytes = pydantic_core.to_json(feats)  # checked above
+        try:
+            feats_bytes = pydantic_core.to_json(feats)  # checked above
+        except pydantic_core.PydanticSerializationError:  # a lone surrogate in a str
+            feats = _fields(feats, spec.features, "features", i)  # names it
+            feats_bytes = json.dumps(feats).encode()  # in a dict feature: escaped
         try:
             preds_bytes = pydantic_core.to_json(preds)
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            _fields(preds, spec.predictions, "predictions", i, skip_dicts=True)  # names one
             preds_bytes = b""  # an odd score inside a dict: encode_dicts names it, after
         # the digest of "features NUL predictions" (as text: the same bytes)
         h = hashlib.blake2b(feats_bytes, digest_size=16)
@@ -454,8 +463,10 @@ def _layout(
     keep: list[int] = []
     extra: list[str] = []
     for k, label in enumerate(keys):
-        if not isinstance(label, str) or not label:
-            raise InvalidInputError(what, "a non-empty str label name", label, row=row)
+        if not isinstance(label, str) or not label or not is_text(label):
+            raise InvalidInputError(
+                what, "a non-empty str label name without NUL or lone surrogates", label, row=row
+            )
         if known is not None and label not in known:
             extra.append(label)
             if policy == "error":
@@ -554,12 +565,17 @@ def parse_raw_inputs(spec: VersionSpec, records: Sequence[Any]) -> list[tuple[st
 
 
 def segment_value(value: Any) -> str | None:
-    """The segment a categorical value falls in (None: no segment)."""
+    """The segment a categorical value falls in (None: no segment): its text, or, for a
+    text no identifier column can hold (over 255 characters or with NUL), ``"sha256:"``
+    and its digest, which a query for the same value computes alike."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    if is_name(text):
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def group_rows(

@@ -60,7 +60,7 @@ from labelwatch.monitor._queries import (
     sketch_metric,
     stats_of,
 )
-from labelwatch.monitor._schema import SEGMENT_TYPES, VersionSpec, dumps
+from labelwatch.monitor._schema import SEGMENT_TYPES, VersionSpec, check_name, dumps
 from labelwatch.monitor._store import make_engine, upgrade, write_transaction
 from labelwatch.monitor._write import (
     prediction_row,
@@ -89,9 +89,7 @@ def _iso(ts: float) -> str:
 
 
 def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 255:
-        raise InvalidInputError(what, "a non-empty str of at most 255 characters", value)
-    return value
+    return check_name(value, what)
 
 
 @dataclass
@@ -151,8 +149,8 @@ class Monitor:
     def create_model(self, model_id: str, name: str | None = None) -> dict[str, Any]:
         """Register a model (idempotent; a given ``name`` replaces the stored one)."""
         _name(model_id, "model_id")
-        if name is not None and not isinstance(name, str):
-            raise InvalidInputError("name", "a str or None", name)
+        if name is not None:
+            check_name(name, "name")
         with write_transaction(self._engine, 0) as conn:
             self._ensure_model(conn, model_id, name)
             row = conn.execute(sa.select(t.models).where(t.models.c.model_id == model_id)).one()
@@ -839,6 +837,8 @@ class Monitor:
         """A new bearer token of ``scope`` ("read" < "ingest" < "admin"); only its
         SHA-256 is stored, so this is the one time it is seen."""
         _scope(scope)
+        if name is not None:
+            check_name(name, "name")
         token = "lw_" + secrets.token_urlsafe(32)
         with write_transaction(self._engine, 0) as conn:
             conn.execute(

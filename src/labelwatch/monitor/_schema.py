@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +22,10 @@ __all__ = [
     "PREDICTION_TYPES",
     "UnknownLabels",
     "VersionSpec",
+    "check_name",
     "check_value",
     "dumps",
+    "is_name",
 ]
 
 FEATURE_TYPES = (
@@ -51,10 +54,29 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)  # one encoder: json.dumps(**options) builds one per call
 
 
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 255:
-        raise InvalidInputError(what, "a non-empty str of at most 255 characters", value)
-    return value
+NAME_FORM = "a non-empty str of at most 255 characters, without NUL or lone surrogates"
+# what no database text column can hold (PostgreSQL: NUL; UTF-8: lone surrogates)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be stored as database text."""
+    return _UNSTORABLE.search(value) is None
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` can be an identifier (a model, version, environment, field, label
+    or prediction id): a non-empty str of at most 255 characters that database text can
+    hold (no NUL, which PostgreSQL refuses; no lone surrogate, which UTF-8 cannot encode)."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and is_text(value)
+
+
+def check_name(value: Any, what: str, row: int | None = None) -> str:
+    """``value`` if :func:`is_name`, else an InvalidInputError naming ``what``."""
+    if not is_name(value):
+        raise InvalidInputError(what, NAME_FORM, value, row=row)
+    return value  # type: ignore[no-any-return]
 
 
 def _check_types(
@@ -68,7 +90,7 @@ def _check_types(
         )
     out: dict[str, str] = {}
     for name, kind in value.items():
-        _check_name(name, f"{what} name")
+        check_name(name, f"{what} name")
         if kind not in allowed:
             raise InvalidInputError(
                 f"{what}.{name}", f"a type among {', '.join(map(repr, allowed))}", kind
@@ -159,7 +181,7 @@ class VersionSpec:
                     raise InvalidInputError(f"labels.{name}", "a list of label names", names)
                 seen: set[str] = set()
                 for label in names:
-                    _check_name(label, f"labels.{name}")
+                    check_name(label, f"labels.{name}")
                     if label in seen:
                         raise InvalidInputError(
                             f"labels.{name}", "unique label names", label, label=label
@@ -180,7 +202,7 @@ class VersionSpec:
                 if isinstance(value, Mapping):
                     per: dict[str, float] = {}
                     for label, t in value.items():
-                        _check_name(label, f"thresholds.{name}")
+                        check_name(label, f"thresholds.{name}")
                         per[label] = _check_threshold(t, f"thresholds.{name}", label)
                     ths[name] = per
                 else:
@@ -254,12 +276,16 @@ def check_value(kind: str, value: Any, what: str, row: int) -> Any:
             raise InvalidInputError(what, "true or false", value, row=row)
         return value
     if kind == "categorical":
-        if not isinstance(value, str | int | bool):
-            raise InvalidInputError(what, "a category (str, int or bool)", value, row=row)
+        if not isinstance(value, str | int | bool) or (
+            isinstance(value, str) and _SURROGATE.search(value)
+        ):
+            raise InvalidInputError(
+                what, "a category (str without lone surrogates, int or bool)", value, row=row
+            )
         return value
     if kind in ("string", "text"):
-        if not isinstance(value, str):
-            raise InvalidInputError(what, "a str", value, row=row)
+        if not isinstance(value, str) or _SURROGATE.search(value):
+            raise InvalidInputError(what, "a str without lone surrogates", value, row=row)
         return value
     if kind == "datetime":
         if isinstance(value, datetime):
