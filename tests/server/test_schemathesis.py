@@ -3,6 +3,8 @@ not) never make the server fail (no 5xx), and its answers match the document."""
 
 from __future__ import annotations
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
@@ -14,20 +16,34 @@ from schemathesis.checks import (
 from labelwatch.monitor import Monitor
 from labelwatch.server import create_app
 
-EXAMPLES = 25  # per operation: keeps the run to a few seconds
+# per operation: 25 keeps the run to a few seconds. The examples are derandomized (the
+# same on every run, so CI is reproducible); LABELWATCH_FUZZ=N runs N fresh random ones.
+FUZZ = int(os.environ.get("LABELWATCH_FUZZ", "0"))
+EXAMPLES = FUZZ or 25
 
 
 def test_no_server_errors(db_url: str) -> None:
     monitor = Monitor(db_url)
     token = monitor.create_token("admin")
     monitor.create_model_version(
-        "movies", "v1", features={"year": "numeric", "country": "categorical"},
-        predictions={"genres": "dict"}, segments=["country"],
+        "movies",
+        "v1",
+        features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"},
+        segments=["country"],
     )
-    monitor.log_predictions("movies", "v1", "production", [
-        {"id": "p1", "features": {"year": 1999, "country": "US"},
-         "predictions": {"genres": {"action": 0.7, "drama": 0.2}}},
-    ])
+    monitor.log_predictions(
+        "movies",
+        "v1",
+        "production",
+        [
+            {
+                "id": "p1",
+                "features": {"year": 1999, "country": "US"},
+                "predictions": {"genres": {"action": 0.7, "drama": 0.2}},
+            },
+        ],
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(monitor))
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -36,12 +52,21 @@ def test_no_server_errors(db_url: str) -> None:
         for operation in operations:
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=not FUZZ,
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case: schemathesis.Case) -> None:
                 case.call_and_validate(
                     headers=headers,
-                    checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+                    checks=[
+                        not_a_server_error,
+                        status_code_conformance,
+                        response_schema_conformance,
+                    ],
                 )
 
             check()

@@ -35,6 +35,7 @@ from labelwatch.errors import (
 from labelwatch.labels import LabelSpace
 from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import _tables as t
+from labelwatch.monitor._alerting import AlertsMixin
 from labelwatch.monitor._cells import (
     merge_counts,
 )
@@ -105,7 +106,7 @@ class _Window:
     sums: FloatArray  # (n cells, len(SUM_NAMES))
 
 
-class Monitor:
+class Monitor(AlertsMixin):
     """The monitor's domain over a database URL; creates or upgrades the schema.
 
     >>> mon = Monitor("sqlite:///monitor.db")  # doctest: +SKIP

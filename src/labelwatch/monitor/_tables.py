@@ -19,16 +19,22 @@ import sqlalchemy as sa
 __all__ = [
     "actuals",
     "baselines",
+    "deliveries",
     "environments",
+    "incidents",
     "labels",
     "metadata",
     "models",
+    "monitor_runs",
+    "monitors",
     "predictions",
     "sample_cells",
     "score_cells",
     "tokens",
+    "touched",
     "unseen_labels",
     "versions",
+    "webhooks",
 ]
 
 metadata = sa.MetaData()
@@ -157,4 +163,87 @@ tokens = sa.Table(
     sa.Column("scope", sa.String(16), nullable=False),
     sa.Column("name", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# ------------------------------------------------------------- monitors and alerts
+monitors = sa.Table(
+    "lw_monitors",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("lw_versions.id"), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),  # canonical JSON of the declared monitor
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("last_run_at", sa.Float, nullable=True),  # the evaluation time of the last run
+)
+
+# one row per evaluated window of a monitor: its values (the metric's own history)
+monitor_runs = sa.Table(
+    "lw_monitor_runs",
+    metadata,
+    sa.Column("monitor", sa.String(255), primary_key=True),
+    sa.Column("window_start", sa.Float, primary_key=True),
+    sa.Column("window_end", sa.Float, primary_key=True),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | breach | too_few
+    sa.Column("result", sa.Text, nullable=False),  # JSON: per entry value, breach, n
+)
+
+incidents = sa.Table(
+    "lw_incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("monitor", sa.String(255), nullable=False, index=True),
+    sa.Column("version_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | acknowledged | resolved
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("resolved_by", sa.String(255), nullable=True),
+    sa.Column("acknowledged_by", sa.String(255), nullable=True),
+    sa.Column("window_start", sa.Float, nullable=False),  # the latest breaching window
+    sa.Column("window_end", sa.Float, nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False),  # breaching evaluations folded in
+    sa.Column("breaches", sa.Text, nullable=False),  # JSON: the ranked breaching entries
+)
+
+webhooks = sa.Table(
+    "lw_webhooks",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("min_severity", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# the webhook outbox: a delivery survives restarts until acknowledged or given up
+deliveries = sa.Table(
+    "lw_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook", sa.String(255), nullable=False),
+    sa.Column("incident_id", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending|delivered|failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+)
+
+# hour buckets whose performance changed after the fact (late actuals): windows over
+# them are evaluated again by the next monitor run
+touched = sa.Table(
+    "lw_touched",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, nullable=False),
+    sa.Column("environment", sa.String(255), nullable=False),
+    sa.Column("bucket", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -404,6 +405,7 @@ def join_actuals(
 ) -> None:
     stored = [preds[rows[i].id] for i in join]
     buckets = [int(r.bucket) for r in stored]
+    mark_touched(conn, vid, env, buckets)  # monitor runs evaluate those hours again
     segs = [[(f, v) for f, v in json.loads(r.segments)] for r in stored]
     groups = group_rows(buckets, segs)
     values = [json.loads(r.predictions) for r in stored]
@@ -438,3 +440,14 @@ def _same(features: str, predictions: str, r: Any) -> bool:
         json.loads(features) == json.loads(r.features)
         and json.loads(predictions) == json.loads(r.predictions)
     )
+
+
+def mark_touched(conn: Connection, vid: int, environment: str, buckets: Sequence[int]) -> None:
+    """Note hours whose actuals changed after the fact (monitor runs evaluate them again)."""
+    distinct = sorted({int(b) for b in buckets})
+    if distinct:
+        now = time.time()
+        conn.execute(
+            sa.insert(t.touched),
+            [{"version_id": vid, "environment": environment, "bucket": b, "at": now} for b in distinct],
+        )

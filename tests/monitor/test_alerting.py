@@ -1,0 +1,449 @@
+"""Monitors declared as data, their runs, incidents and webhooks, on SQLite and PostgreSQL.
+
+Oracles: scikit-learn's F1 on the same rows, scipy-free direct counts, and a local HTTP
+receiver that records what the webhook POSTs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from labelwatch.errors import InvalidInputError, NotFoundError
+from labelwatch.metrics import SampleStats, ScoreSketch
+from labelwatch.monitor import Monitor
+from labelwatch.monitor._alerting import sign
+from labelwatch.monitor._monitors import MonitorSpec, parse_specs
+
+T0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+H = 3600.0
+NAMES = [f"l{j}" for j in range(8)]
+
+
+def _version(mon: Monitor, **kw: Any) -> None:
+    args: dict[str, Any] = {"features": {"country": "categorical"}, "predictions": {"genres": "dict"}}
+    args.update(kw)
+    mon.create_model_version("m", "v1", **args)
+
+
+def _traffic(
+    rng: np.random.Generator, n: int, hour: int, *, prefix: str, shift: dict[str, float] | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """``n`` predictions in hour ``hour`` after T0 with calibrated scores (actual ~
+    Bernoulli(score)); ``shift`` adds to some labels' scores (clipped)."""
+    base = np.linspace(0.15, 0.6, len(NAMES))
+    s = np.clip(rng.beta(2, 2, size=(n, len(NAMES))) * base * 1.6, 0.001, 0.999)
+    for name, d in (shift or {}).items():
+        j = NAMES.index(name)
+        s[:, j] = np.clip(s[:, j] + d, 0.001, 0.999)
+    s = np.round(s, 4)
+    y = (rng.random(s.shape) < s).astype(int)
+    recs = [
+        {
+            "id": f"{prefix}{i}",
+            "timestamp": T0 + hour * H + float(rng.integers(0, 3600)),
+            "features": {"country": "US"},
+            "predictions": {"genres": dict(zip(NAMES, s[i].tolist(), strict=True))},
+        }
+        for i in range(n)
+    ]
+    return recs, s, y
+
+
+def _actuals(recs: list[dict[str, Any]], y: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {"id": r["id"], "actuals": {"genres": dict(zip(NAMES, map(float, y[i]), strict=True))}}
+        for i, r in enumerate(recs)
+    ]
+
+
+def _baseline(mon: Monitor, s: np.ndarray, y: np.ndarray) -> None:
+    sk = ScoreSketch.from_arrays(NAMES, s, y, thresholds=[0.5])
+    st = SampleStats.from_arrays(NAMES, s, y, thresholds=0.5)
+    mon.log_baseline("m", "v1", "training", "genres", sk, st)
+
+
+# ------------------------------------------------------------------ the spec
+def test_specs_from_yaml_and_json_round_trip_and_bad_keys_are_named() -> None:
+    text = """
+monitors:
+  - name: f1-floor
+    model_id: m
+    model_version: v1
+    metric: f1
+    labels: {top_k: 3}
+    window: 2d
+    condition: {below: 0.4}
+    severity: high
+  - name: drift
+    model_id: m
+    model_version: v1
+    metric: psi
+"""
+    specs = [MonitorSpec.from_dict(d) for d in parse_specs(text)]
+    assert specs[0].labels == 3 and specs[0].window_hours == 48
+    assert specs[0].condition.kind == "below" and specs[0].condition.value == 0.4
+    assert specs[1].condition.kind == "significant"  # a drift metric's default
+    for spec in specs:
+        assert MonitorSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    one = parse_specs(json.dumps(specs[1].to_dict()))
+    assert MonitorSpec.from_dict(one[0]) == specs[1]
+    good = {"name": "x", "model_id": "m", "model_version": "v1", "metric": "f1",
+            "condition": {"below": 0.5}}
+    cases = [
+        ({"window": "3 weeks"}, "monitor.window"),
+        ({"metric": "f2"}, "monitor.metric"),
+        ({"severity": "urgent"}, "monitor.severity"),
+        ({"labels": {"top_k": 0}}, "monitor.labels.top_k"),
+        ({"condition": {"below": 0.5, "above": 0.9}}, "monitor.condition"),
+        ({"condition": {"significant": True}}, "monitor.condition"),
+        ({"colour": "red"}, "monitor"),
+        ({"min_samples": -1}, "monitor.min_samples"),
+        ({"average": "samples"}, "monitor.average"),
+    ]
+    for change, field in cases:
+        with pytest.raises(InvalidInputError) as err:
+            MonitorSpec.from_dict({**good, **change})
+        assert err.value.field == field, change
+    with pytest.raises(InvalidInputError) as err:
+        parse_specs("monitors: [unclosed")
+    assert err.value.field == "monitors"
+
+
+def test_apply_is_idempotent_and_checks_the_version(mon: Monitor) -> None:
+    _version(mon)
+    spec = {"name": "f1", "model_id": "m", "model_version": "v1", "metric": "f1",
+            "condition": {"below": 0.5}}
+    assert mon.apply_monitors(spec) == [{"name": "f1", "action": "created"}]
+    assert mon.apply_monitors([spec]) == [{"name": "f1", "action": "unchanged"}]
+    assert mon.apply_monitors({**spec, "severity": "high"}) == [{"name": "f1", "action": "updated"}]
+    assert mon.get_monitor("f1")["severity"] == "high"
+    with pytest.raises(NotFoundError):
+        mon.apply_monitors({**spec, "name": "g", "model_version": "v9"})
+    with pytest.raises(InvalidInputError) as err:
+        mon.apply_monitors([{**spec, "name": "g"}, {**spec, "name": "h", "field": "nope"}])
+    assert err.value.field == "monitors[1].field"
+    assert [m["name"] for m in mon.list_monitors()] == ["f1"]  # nothing half-applied
+    mon.delete_monitor("f1")
+    assert mon.list_monitors() == []
+
+
+# ------------------------------------------------------- runs and incidents
+def test_f1_monitor_flags_exactly_the_labels_below_the_bound_as_one_incident(mon: Monitor) -> None:
+    """Per label F1 in the window equals scikit-learn's; the labels below the bound with
+    enough labelled rows are the incident's breaches, most severe first."""
+    _version(mon)
+    rng = np.random.default_rng(3)
+    recs, s, y = [], [], []
+    for hour in range(3):
+        r, sc, yy = _traffic(rng, 150, hour, prefix=f"h{hour}-")
+        recs += r
+        s.append(sc)
+        y.append(yy)
+    scores, truth = np.vstack(s), np.vstack(y)
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.log_actuals("m", "v1", "production", _actuals(recs, truth))
+    f1 = f1_score(truth, scores > 0.5, average=None, zero_division=np.nan)
+    bound = float(np.nanmedian(f1))
+    mon.apply_monitors({"name": "f1-floor", "model_id": "m", "model_version": "v1",
+                        "metric": "f1", "window": "3h", "condition": {"below": bound},
+                        "min_samples": 50, "severity": "high"})
+    [run] = mon.run_monitors(now=T0 + 3 * H)
+    values = {e["label"]: e["value"] for e in run["entries"]}
+    for j, name in enumerate(NAMES):
+        if np.isnan(f1[j]):
+            assert values[name] is None
+        else:
+            assert values[name] == pytest.approx(f1[j], abs=1e-12)
+    expected = {NAMES[j] for j in range(len(NAMES)) if f1[j] < bound}
+    assert run["status"] == "breach"
+    [incident] = mon.incidents()
+    assert incident["id"] == run["incident"] and incident["status"] == "open"
+    breaches = incident["breaches"]
+    assert {b["label"] for b in breaches} == expected
+    excess = [b["excess"] for b in breaches]
+    assert excess == sorted(excess, reverse=True)
+    assert excess[0] == pytest.approx(bound - np.nanmin(f1))
+    # the same window again: deduplicated into the same incident, nothing new
+    [again] = mon.run_monitors(now=T0 + 3 * H)
+    assert again["incident"] == incident["id"]
+    assert mon.incidents()[0]["runs"] == 1 and len(mon.incidents()) == 1
+    # acknowledged, then a clear window resolves it; a new breach opens a new incident
+    mon.acknowledge_incident(incident["id"], by="alice")
+    assert mon.get_incident(incident["id"])["acknowledged_by"] == "alice"
+    mon.apply_monitors({"name": "f1-floor", "model_id": "m", "model_version": "v1",
+                        "metric": "f1", "window": "3h", "condition": {"below": 0.0},
+                        "min_samples": 50, "severity": "high"})
+    [clear] = mon.run_monitors(now=T0 + 3 * H)
+    assert clear["status"] == "ok"
+    assert mon.get_incident(incident["id"])["status"] == "resolved"
+    history = mon.monitor_history("f1-floor")
+    # the same metric: the window's stored evaluation is replaced, not duplicated
+    assert [h["status"] for h in history] == ["ok"]
+    assert mon.incidents(status="open") == []
+
+
+def test_too_few_samples_is_a_stated_result_not_an_alarm(mon: Monitor) -> None:
+    _version(mon)
+    rng = np.random.default_rng(4)
+    recs, _s, y = _traffic(rng, 30, 0, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.log_actuals("m", "v1", "production", _actuals(recs, y))
+    mon.apply_monitors({"name": "f1", "model_id": "m", "model_version": "v1", "metric": "f1",
+                        "window": "1h", "condition": {"below": 1.01}, "min_samples": 100})
+    [run] = mon.run_monitors(now=T0 + H)
+    assert run["status"] == "too_few"
+    assert {e["status"] for e in run["entries"]} == {"too_few"}
+    assert all(e["n"] == 30 for e in run["entries"])
+    assert mon.incidents() == []
+
+
+def test_drift_monitor_against_training_flags_the_shifted_labels(mon: Monitor) -> None:
+    _version(mon)
+    rng = np.random.default_rng(5)
+    _r, s_base, y_base = _traffic(rng, 4000, 0, prefix="b")
+    _baseline(mon, s_base, y_base)
+    recs, _s, _y = _traffic(rng, 2000, 10, prefix="p", shift={"l2": 0.3, "l5": -0.25})
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.apply_monitors([
+        {"name": "psi", "model_id": "m", "model_version": "v1", "metric": "psi",
+         "window": "1d", "condition": {"above": 0.25}},
+        {"name": "ks", "model_id": "m", "model_version": "v1", "metric": "ks", "window": "1d"},
+    ])
+    runs = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 12 * H)}
+    for name in ("psi", "ks"):
+        flagged = {e["label"] for e in runs[name]["entries"] if e["status"] == "breach"}
+        assert flagged == {"l2", "l5"}, name
+    res = mon.drift("m", "v1", "production", start=T0, end=T0 + 12 * H, metric="js")
+    assert set(res["flagged"]) == {"l2", "l5"}
+    assert len(mon.incidents()) == 2
+
+
+def test_relative_change_and_anomaly_of_volume(mon: Monitor) -> None:
+    _version(mon)
+    rng = np.random.default_rng(6)
+    recs = []
+    for hour in range(24):
+        n = 40 if hour < 23 else 120
+        r, _s, _y = _traffic(rng, n, hour, prefix=f"h{hour}-")
+        recs += r
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.apply_monitors([
+        {"name": "vol-anomaly", "model_id": "m", "model_version": "v1", "metric": "volume",
+         "window": "1h", "condition": {"anomaly": {"z": 4, "history": 20}}, "min_samples": 0},
+        {"name": "vol-change", "model_id": "m", "model_version": "v1", "metric": "volume",
+         "window": "1h", "condition": {"relative_change": 1.5, "direction": "up"},
+         "min_samples": 0},
+    ])
+    runs = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 24 * H)}
+    [entry] = runs["vol-change"]["entries"]
+    assert (entry["value"], entry["reference"]) == (120, 40)
+    assert entry["change"] == pytest.approx(2.0) and entry["status"] == "breach"
+    [anomaly] = runs["vol-anomaly"]["entries"]
+    assert anomaly["reference"] == 40 and anomaly["status"] == "breach"
+    # an ordinary hour is no anomaly
+    quiet = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 23 * H)}
+    assert quiet["vol-anomaly"]["status"] == "ok"
+
+
+# --------------------------------------------------------------- webhooks
+class _Receiver:
+    """A local HTTP server recording POSTs; answers 500 to the first ``fail`` of them."""
+
+    def __init__(self, fail: int = 1) -> None:
+        self.fail = fail
+        self.calls: list[tuple[dict[str, str], bytes, int]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(outer.calls) < outer.fail else 204
+                outer.calls.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    with _Receiver(fail=1) as r:
+        yield r
+
+
+def test_a_breach_delivers_one_signed_webhook_retried_after_a_failure(
+    mon: Monitor, receiver: _Receiver
+) -> None:
+    _version(mon)
+    hook = mon.create_webhook("ops", receiver.url, secret="s3cret-value", min_severity="medium")
+    assert hook["secret"] == "s3cret-value"
+    assert mon.list_webhooks() == [
+        {"name": "ops", "url": receiver.url, "min_severity": "medium",
+         "created_at": hook["created_at"]}
+    ]
+    mon.create_webhook("pager", receiver.url + "/pager", secret="another-secret",
+                       min_severity="critical")  # gets nothing: the monitor is high
+    rng = np.random.default_rng(7)
+    recs, _s, _y = _traffic(rng, 200, 0, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.apply_monitors({"name": "vol", "model_id": "m", "model_version": "v1",
+                        "metric": "volume", "window": "1h", "condition": {"above": 100},
+                        "severity": "high", "min_samples": 0})
+    [run] = mon.run_monitors(now=T0 + H)
+    assert run["status"] == "breach"
+    first = mon.deliver_webhooks(now=T0 + H)
+    assert first == {"delivered": 0, "retrying": 1, "failed": 0, "pending": 1}
+    assert mon.deliver_webhooks(now=T0 + H + 1) == {
+        "delivered": 0, "retrying": 0, "failed": 0, "pending": 1}  # backing off
+    second = mon.deliver_webhooks(now=T0 + H + 2)
+    assert second == {"delivered": 1, "retrying": 0, "failed": 0, "pending": 0}
+    assert [c[2] for c in receiver.calls] == [500, 204]
+    headers, body, _ = receiver.calls[1]
+    assert receiver.calls[0][1] == body  # the retry resends the same bytes
+    assert headers["X-Labelwatch-Signature"] == sign("s3cret-value", body)
+    expected = hmac.new(b"s3cret-value", body, hashlib.sha256).hexdigest()
+    assert headers["X-Labelwatch-Signature"] == "sha256=" + expected
+    payload = json.loads(body)
+    assert payload["event"] == "incident.opened"
+    assert payload["incident"]["id"] == run["incident"]
+    assert payload["incident"]["breaches"][0]["value"] == 200
+    [delivery] = mon.deliveries(run["incident"])
+    assert (delivery["status"], delivery["attempts"], delivery["webhook"]) == ("delivered", 2, "ops")
+    # resolving through the API notifies too; nothing is sent twice
+    mon.resolve_incident(run["incident"], by="bob")  # now: the wall clock's
+    assert mon.deliver_webhooks()["delivered"] == 1
+    events = [json.loads(c[1])["event"] for c in receiver.calls]
+    assert events == ["incident.opened", "incident.opened", "incident.resolved"]
+
+
+def test_an_unreachable_webhook_gives_up_after_max_attempts(mon: Monitor) -> None:
+    _version(mon)
+    mon.create_webhook("dead", "http://127.0.0.1:9/nothing-listens", secret="12345678")
+    recs, _s, _y = _traffic(np.random.default_rng(8), 10, 0, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.apply_monitors({"name": "vol", "model_id": "m", "model_version": "v1",
+                        "metric": "volume", "window": "1h", "condition": {"above": 1},
+                        "min_samples": 0})
+    mon.run_monitors(now=T0 + H)
+    at = T0 + H
+    for _ in range(3):
+        out = mon.deliver_webhooks(now=at, max_attempts=3, timeout=1.0)
+        at += 3600
+    assert out == {"delivered": 0, "retrying": 0, "failed": 1, "pending": 0}
+    [d] = mon.deliveries()
+    assert d["status"] == "failed" and d["attempts"] == 3 and "Connect" in d["last_error"]
+
+
+# ------------------------------------------------- late actuals, estimation
+def test_late_actuals_re_evaluate_the_windows_they_touch(mon: Monitor) -> None:
+    _version(mon)
+    rng = np.random.default_rng(9)
+    recs, s, _y = _traffic(rng, 300, 0, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.apply_monitors({"name": "recall", "model_id": "m", "model_version": "v1",
+                        "metric": "recall", "average": "micro", "window": "1h",
+                        "condition": {"below": 0.9}, "min_samples": 100})
+    [run] = mon.run_monitors(now=T0 + H)
+    assert run["status"] == "too_few"  # no actuals yet
+    # the actuals come hours later: every label positive, so recall = share above 0.5
+    ones = np.ones_like(s, dtype=int)
+    mon.log_actuals("m", "v1", "production", _actuals(recs, ones))
+    runs = mon.run_monitors(now=T0 + 5 * H)
+    latest = [r for r in runs if not r["reevaluation"]]
+    again = [r for r in runs if r["reevaluation"]]
+    assert [r["window_start"] for r in latest] != [r["window_start"] for r in again]
+    [old] = again
+    assert old["window_end"] == run["window_end"] and old["status"] == "breach"
+    [entry] = old["entries"]
+    assert entry["value"] == pytest.approx(float((s > 0.5).mean()))
+    [incident] = mon.incidents()
+    assert incident["breaches"][0]["value"] == pytest.approx(entry["value"])
+    # processed: a further run does not evaluate that window again
+    assert all(not r["reevaluation"] for r in mon.run_monitors(now=T0 + 6 * H))
+
+
+def test_estimated_performance_sits_beside_the_realized_one(mon: Monitor) -> None:
+    """Calibrated traffic: the estimate of each label's F1 is within its band of the
+    realized F1 for most labels; before actuals the realized value is None."""
+    _version(mon)
+    rng = np.random.default_rng(10)
+    _r, s_base, y_base = _traffic(rng, 6000, 0, prefix="b")
+    _baseline(mon, s_base, y_base)
+    recs, s, y = _traffic(rng, 3000, 5, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    before = mon.performance("m", "v1", start=T0, end=T0 + 6 * H)
+    assert before["realized"]["f1"] == [None] * len(NAMES)
+    assert before["labels"] == NAMES
+    mon.log_actuals("m", "v1", "production", _actuals(recs, y))
+    after = mon.performance("m", "v1", start=T0, end=T0 + 6 * H)
+    realized = f1_score(y, s > 0.5, average=None, zero_division=np.nan)
+    inside = 0
+    for j in range(len(NAMES)):
+        if np.isnan(realized[j]):
+            assert after["realized"]["f1"][j] is None
+            continue
+        assert after["realized"]["f1"][j] == pytest.approx(realized[j])
+        lo, hi = after["f1_lower"][j], after["f1_upper"][j]
+        inside += lo <= realized[j] <= hi
+    assert inside >= len(NAMES) - 2
+    micro = f1_score(y, s > 0.5, average="micro")
+    est, lo, hi = after["micro"]["f1"]
+    assert lo <= micro <= hi and after["realized_micro"]["f1"] == pytest.approx(micro)
+    # the estimated metric as a monitor: no actuals needed
+    mon.apply_monitors({"name": "est", "model_id": "m", "model_version": "v1",
+                        "metric": "estimated_f1", "average": "micro", "window": "1d",
+                        "condition": {"below": 0.99}})
+    [run] = mon.run_monitors(now=T0 + 6 * H)
+    [entry] = run["entries"]
+    assert entry["value"] == pytest.approx(est) and entry["status"] == "breach"
+    assert entry["realized"] == pytest.approx(micro)
+
+
+def test_top_k_prevalence_drift_and_new_labels(mon: Monitor) -> None:
+    _version(mon)
+    rng = np.random.default_rng(11)
+    _r, s_base, y_base = _traffic(rng, 5000, 0, prefix="b")
+    _baseline(mon, s_base, y_base)
+    recs, s, y = _traffic(rng, 3000, 3, prefix="p")
+    y[:, NAMES.index("l7")] = (rng.random(len(y)) < 0.05).astype(int)  # prevalence falls
+    for r in recs[:200]:
+        r["predictions"]["genres"]["brand-new"] = 0.9
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.log_actuals("m", "v1", "production", _actuals(recs, y))
+    mon.apply_monitors([
+        {"name": "prev", "model_id": "m", "model_version": "v1", "metric": "prevalence_drift",
+         "labels": {"top_k": 3}, "window": "1d"},
+        {"name": "new", "model_id": "m", "model_version": "v1", "metric": "new_labels",
+         "window": "1d"},
+    ])
+    runs = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 6 * H)}
+    base_rate = y_base.mean(axis=0)
+    top3 = [NAMES[j] for j in np.argsort(-base_rate, kind="stable")[:3]]
+    assert [e["label"] for e in runs["prev"]["entries"]] == top3
+    assert {e["label"] for e in runs["prev"]["entries"] if e["status"] == "breach"} == {"l7"}
+    [entry] = [e for e in runs["prev"]["entries"] if e["label"] == "l7"]
+    assert entry["value"] == pytest.approx(y[:, 7].mean() - base_rate[7])
+    assert [e["label"] for e in runs["new"]["entries"]] == ["brand-new"]
