@@ -415,17 +415,21 @@ class AlertsMixin:
         with self._engine.connect() as conn:
             specs = self._monitor_specs(conn, names)
         evaluator = Evaluator(self)  # type: ignore[arg-type]
-        results: list[tuple[MonitorSpec, RunResult, bool]] = []
-        for row, spec in specs:
-            if names is None and not spec.enabled:
-                continue
-            if (
+        chosen = [
+            spec
+            for row, spec in specs
+            if (names is not None or spec.enabled)
+            and not (
                 due_only
                 and row.last_run_at is not None
                 and at - row.last_run_at < spec.every_hours * HOUR - 1
-            ):
-                continue
-            results.append((spec, evaluator.evaluate(spec, at), True))
+            )
+        ]
+        for spec in chosen:
+            evaluator.plan(spec, at)
+        results: list[tuple[MonitorSpec, RunResult, bool]] = [
+            (spec, evaluator.evaluate(spec, at), True) for spec in chosen
+        ]
         results += self._reevaluations(evaluator, specs, at)
         out = []
         with write_transaction(self._engine, 0) as conn:

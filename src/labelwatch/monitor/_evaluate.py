@@ -155,6 +155,32 @@ class Evaluator:
         self._ranges: dict[tuple[Any, ...], _Range] = {}
         self._baselines: dict[tuple[Any, ...], tuple[ScoreSketch, SampleStats | None] | None] = {}
         self._calibrations: dict[tuple[Any, ...], Calibration] = {}
+        self._wanted: dict[tuple[Any, ...], tuple[int, int]] = {}
+
+    def plan(self, spec: MonitorSpec, now: float) -> None:
+        """Note the hours a monitor's coarse reads will cover (its window, the previous
+        one or a fixed baseline range, its anomaly history), so that the first read of
+        a field covers every planned monitor of it."""
+        if not (
+            spec.metric in COARSE_METRICS
+            or spec.metric in SAMPLE_METRICS
+            or spec.metric == "volume"
+        ):
+            return
+        fld = self._field(spec)
+        hi = math.ceil(now / HOUR)
+        lo = hi - spec.window_hours
+        cond = spec.condition
+        if cond.kind == "anomaly":
+            lo -= cond.history * spec.window_hours
+        elif cond.kind == "relative_change" and spec.baseline == "previous":
+            lo -= spec.window_hours
+        elif cond.kind == "relative_change" and isinstance(spec.baseline, tuple):
+            a, b = _reference_hours(spec, lo, hi)
+            lo, hi = min(lo, a), max(hi, b)
+        key = self._key(spec, fld)
+        old = self._wanted.get(key)
+        self._wanted[key] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
 
     # ----------------------------------------------------------------- reads
     def _field(self, spec: MonitorSpec) -> str:
@@ -210,6 +236,9 @@ class Evaluator:
             return got
         if got is not None:
             lo, hi = min(lo, got.lo), max(hi, got.lo + len(got.sums) - 1)
+        wanted = self._wanted.get(key)
+        if wanted is not None:  # what the run's planned monitors need: one read for all
+            lo, hi = min(lo, wanted[0]), max(hi, wanted[1])
         w = self.mon._window(
             spec.model_id,
             spec.model_version,
@@ -372,7 +401,7 @@ class Evaluator:
             return np.array([value]), np.array([n_rows]), ["*"], None
         if labels is None:
             labels = self._select(spec, fld, sk)
-        idx = [sk.labels.names.index(x) if x in sk.labels.names else -1 for x in labels]
+        idx = _positions(sk, labels)
         sub = _subset(sk, idx)
         ths = np.array([vspec.threshold(fld, x) for x in labels])
         with warnings.catch_warnings():
@@ -413,7 +442,7 @@ class Evaluator:
                 return np.array([np.nan if samples is None else sample_metric(samples, metric)])
             if metric == "volume":
                 return np.array([np.nan])
-            idx = [sk.labels.names.index(x) if x in sk.labels.names else -1 for x in labels]
+            idx = _positions(sk, labels)
             sub = _subset(sk, idx) if labels != ["*"] else sk
             names = list(sub.labels.names)
             ths = np.array([vspec.threshold(fld, x) for x in names])
@@ -522,9 +551,7 @@ class Evaluator:
         labels = self._select(spec, fld, cur_sk) if cur_sk.labels.names else []
         if not labels:
             return [], "no labels logged yet"
-        cur = _subset(
-            cur_sk, [cur_sk.labels.names.index(x) for x in labels if x in cur_sk.labels.names]
-        )
+        cur = _subset(cur_sk, [j for j in _positions(cur_sk, labels) if j >= 0])
         keep_base = [j for j, x in enumerate(base_sk.labels.names) if x in labels]
         if spec.labels == "all":
             keep_base = list(range(len(base_sk.labels.names)))
@@ -562,15 +589,15 @@ class Evaluator:
             "prevalence" if metric == "prevalence_drift" else "predicted_positive_rate"
         )
         vspec = self.mon._version(spec.model_id, spec.model_version)[1]
-        groups: dict[float, list[str]] = {}
+        by_threshold: dict[float, list[str]] = {}
         for x in cur.labels.names:
-            groups.setdefault(vspec.threshold(fld, x), []).append(x)
+            by_threshold.setdefault(vspec.threshold(fld, x), []).append(x)
         parts = []
-        for t, group in groups.items():
-            c = _subset(cur, [cur.labels.names.index(x) for x in group])
+        for t, group in by_threshold.items():
+            c = _subset(cur, _positions(cur, group))
             b = _subset(
                 base_sub,
-                [base_sub.labels.names.index(x) for x in group if x in base_sub.labels.names],
+                [j for j in _positions(base_sub, group) if j >= 0],
             )
             parts.append(
                 rate_drift(
@@ -633,7 +660,7 @@ class Evaluator:
             fld,
             kind,
             base[0],
-            _subset(cur, [cur.labels.names.index(x) for x in labels]),
+            _subset(cur, _positions(cur, labels)),
         )
         what = spec.metric.removeprefix("estimated_")
         if spec.average is not None:
@@ -766,6 +793,12 @@ class Evaluator:
             prev = window.counts[:, 1].sum(axis=1) / labelled
         res["prevalence"] = [_num(v) for v in prev]
         return res
+
+
+def _positions(sk: ScoreSketch, labels: Sequence[str]) -> list[int]:
+    """Each label's position in the sketch (-1: not in it)."""
+    pos = {x: j for j, x in enumerate(sk.labels.names)}
+    return [pos.get(x, -1) for x in labels]
 
 
 def _reference_hours(spec: MonitorSpec, lo: int, hi: int) -> tuple[int, int]:
