@@ -158,6 +158,9 @@ def test_f1_monitor_flags_exactly_the_labels_below_the_bound_as_one_incident(mon
                         "metric": "f1", "window": "3h", "condition": {"below": bound},
                         "min_samples": 50, "severity": "high"})
     [run] = mon.run_monitors(now=T0 + 3 * H)
+    # each result states the method, the condition, the sample sizes
+    assert (run["metric"], run["condition"], run["min_samples"]) == ("f1", {"below": bound}, 50)
+    assert [e["n"] for e in run["entries"]] == [450.0] * len(NAMES)
     values = {e["label"]: e["value"] for e in run["entries"]}
     for j, name in enumerate(NAMES):
         if np.isnan(f1[j]):

@@ -31,6 +31,7 @@ from labelwatch.metrics import (
     label_changes,
     rate_drift,
 )
+from labelwatch.metrics._drift import DEFAULT_THRESHOLDS
 from labelwatch.metrics._estimate import Calibration
 from labelwatch.monitor._cells import merge_counts
 from labelwatch.monitor._ingest import SUM_NAMES
@@ -107,6 +108,9 @@ class RunResult:
     status: str  # breach | ok | too_few
     entries: list[Entry]
     note: str | None = None
+    metric: str = ""
+    condition: dict[str, Any] = field(default_factory=dict)
+    min_samples: float = 0.0
 
     @property
     def breaches(self) -> list[Entry]:
@@ -122,6 +126,9 @@ class RunResult:
             "window_end": self.window_end,
             "status": self.status,
             "note": self.note,
+            "metric": self.metric,
+            "condition": self.condition,
+            "min_samples": self.min_samples,
             "entries": [e.to_dict() for e in self.entries],
         }
 
@@ -304,7 +311,20 @@ class Evaluator:
             note = note or "no data in the window"
         else:
             status = "ok"
-        return RunResult(spec.name, lo * HOUR, hi * HOUR, status, entries, note)
+        cond = spec.condition.to_dict()
+        if spec.condition.kind == "significant" and spec.metric in DISTANCES:
+            cond.setdefault("value", DEFAULT_THRESHOLDS[spec.metric])
+        return RunResult(
+            spec.name,
+            lo * HOUR,
+            hi * HOUR,
+            status,
+            entries,
+            note,
+            metric=spec.metric,
+            condition=cond,
+            min_samples=spec.min_samples,
+        )
 
     def _baseline_of(
         self, spec: MonitorSpec, fld: str, lo: int, hi: int
