@@ -27,15 +27,18 @@ from labelwatch.metrics._exact import (
     label_ranking_loss,
     roc_auc_score,
 )
+from labelwatch.metrics._features import CategoricalCounts, NumericSketch, feature_drift
 from labelwatch.metrics._samples import SampleStats
 from labelwatch.metrics._sketch import OUTCOMES, ScoreSketch, sum_sketches
 
 __all__ = [
     "OUTCOMES",
     "Calibration",
+    "CategoricalCounts",
     "DriftResult",
     "Estimate",
     "LabelChanges",
+    "NumericSketch",
     "SampleStats",
     "ScoreSketch",
     "average_precision_score",
@@ -45,6 +48,7 @@ __all__ = [
     "coverage_error",
     "drift",
     "estimate_performance",
+    "feature_drift",
     "fit_calibration",
     "label_changes",
     "label_ranking_average_precision_score",

@@ -31,6 +31,7 @@ from labelwatch.metrics._samples import SampleStats
 from labelwatch.metrics._sketch import OUTCOMES, ScoreSketch
 
 __all__ = [
+    "DEFAULT_GROUPS",
     "DEFAULT_THRESHOLDS",
     "PSI_EPSILON",
     "DriftResult",
@@ -60,6 +61,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "ks": 0.0,
     "wasserstein": 0.05,
 }
+
+
+#: Baseline-quantile groups of ``drift(groups="auto")`` for psi, js and hellinger.
+DEFAULT_GROUPS = 10
 
 
 def jsonable(x: Any) -> Any:
@@ -135,7 +140,8 @@ class LabelChanges:
 
 
 # ------------------------------------------------------------------ helpers
-def _check_number(value: object, field: str, lo: float, hi: float) -> float:
+def check_number(value: object, field: str, lo: float, hi: float) -> float:
+    """``value`` as a float in [lo, hi], else an ``InvalidInputError`` naming ``field``."""
     ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
     if not ok or not lo <= float(value) <= hi:  # type: ignore[arg-type]
         raise InvalidInputError(field, f"a number in [{lo:g}, {hi:g}]", value)
@@ -198,7 +204,8 @@ def _outcome_hist(counts: FloatArray, outcome: str | None) -> FloatArray:
     return np.asarray(counts[:, OUTCOMES.index(outcome)])
 
 
-def _normalize(hist: FloatArray) -> tuple[FloatArray, FloatArray]:
+def proportions(hist: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Each row of ``hist`` divided by its total (NaN for an empty row), and the totals."""
     n = hist.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = hist / np.where(n > 0, n, np.nan)[..., None]
@@ -228,8 +235,11 @@ def _xlogy_ratio(p: FloatArray, q: FloatArray) -> FloatArray:
     return np.asarray(terms.sum(axis=-1))
 
 
-def _distance(method: str, p: FloatArray, q: FloatArray, edges: FloatArray) -> FloatArray:
-    """The distance of each row of proportions ``p`` to ``q``, shape (L,)."""
+def distance(method: str, p: FloatArray, q: FloatArray, edges: FloatArray) -> FloatArray:
+    """The distance of each row of proportions ``p`` (L, m) to ``q``, shape (L,).
+
+    ``edges`` (m,): where each bin's mass sits (used by "wasserstein" only).
+    """
     if method == "psi":
         pe, qe = np.maximum(p, PSI_EPSILON), np.maximum(q, PSI_EPSILON)
         return np.asarray(np.sum((qe - pe) * np.log(qe / pe), axis=-1))
@@ -259,6 +269,46 @@ def kolmogorov_sf(x: npt.ArrayLike) -> FloatArray:
     large = 2 * np.sum((-1) ** (k - 1) * np.exp(-2 * k**2 * safe**2), axis=-1)
     out = np.where(x < 1, small, large)
     return np.asarray(np.where(x > 0, np.clip(out, 0.0, 1.0), np.where(np.isnan(x), np.nan, 1.0)))
+
+
+def chi2_sf(x: float, df: float) -> float:
+    """P(X > x) for X chi-square with ``df`` degrees of freedom (``scipy.stats.chi2.sf``):
+    the regularized upper incomplete gamma Q(df/2, x/2), by its series below a + 1 and
+    its continued fraction above (each converges fast where the other is slow)."""
+    if math.isnan(x) or math.isnan(df) or df <= 0:
+        return math.nan
+    if x <= 0:
+        return 1.0
+    a, z = df / 2, x / 2
+    log_front = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:
+        term = total = 1 / a
+        k = a
+        for _ in range(10_000):
+            k += 1
+            term *= z / k
+            total += term
+            if abs(term) < abs(total) * 1e-16:
+                break
+        return max(0.0, 1 - total * math.exp(log_front))
+    # modified Lentz for the continued fraction of Q
+    tiny = 1e-300
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-16:
+            break
+    return min(1.0, math.exp(log_front) * h)
 
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)
@@ -295,7 +345,7 @@ def benjamini_hochberg(pvalues: npt.ArrayLike, alpha: float = 0.05) -> tuple[Boo
     >>> rejected.tolist(), adjusted.round(3).tolist()
     ([True, False, False, False], [0.04, 0.053, 0.053, 0.5])
     """
-    alpha = _check_number(alpha, "alpha", 0.0, 1.0)
+    alpha = check_number(alpha, "alpha", 0.0, 1.0)
     try:
         p = np.array(pvalues, dtype=np.float64)
     except (TypeError, ValueError):
@@ -325,7 +375,7 @@ def _edge_index(sketch: ScoreSketch, t: float | None) -> int:
                 "t", f"a threshold (the sketches have {list(sketch.thresholds)})", t
             )
         t = sketch.thresholds[0]
-    t = _check_number(t, "t", 0.0, 1.0)
+    t = check_number(t, "t", 0.0, 1.0)
     j = int(np.searchsorted(sketch.edges, t))
     if j >= len(sketch.edges) or sketch.edges[j] != t:
         raise InvalidInputError(
@@ -337,13 +387,15 @@ def _edge_index(sketch: ScoreSketch, t: float | None) -> int:
     return j
 
 
-def _too_few(n1: FloatArray, n2: FloatArray, min_samples: float) -> BoolArray:
+def too_few_mask(n1: FloatArray, n2: FloatArray, min_samples: float) -> BoolArray:
+    """Entries with fewer than ``min_samples`` (or no) examples on either side."""
     return np.asarray((n1 < min_samples) | (n2 < min_samples) | (n1 <= 0) | (n2 <= 0))
 
 
-def _tested(
+def bh_tested(
     pvalue: FloatArray, too_few: BoolArray, alpha: float
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """``(pvalue, adjusted, rejected)``: NaN where ``too_few``, BH over the rest."""
     pvalue = np.where(too_few, np.nan, pvalue)
     rejected, adjusted = benjamini_hochberg(pvalue, alpha)
     return pvalue, adjusted, rejected
@@ -359,7 +411,7 @@ def drift(
     threshold: float | None = None,
     min_samples: float = 100,
     alpha: float = 0.05,
-    groups: int | None = None,
+    groups: int | Literal["auto"] | None = "auto",
 ) -> DriftResult:
     """Per-label distance between the score distributions of two sketches.
 
@@ -382,7 +434,11 @@ def drift(
     which a label is significant (default :data:`DEFAULT_THRESHOLDS`). ``min_samples``:
     fewer examples on either side gives ``too_few`` (value still reported, never
     significant). ``groups``: merge bins into that many baseline-quantile groups per label
-    first (psi, js, hellinger; ``groups=10`` is the usual PSI on baseline deciles).
+    first (psi, js, hellinger); "auto" (default): :data:`DEFAULT_GROUPS` (baseline deciles,
+    the usual PSI) for psi, js and hellinger, the exact edges for ks and wasserstein;
+    None: the sketch's own bins, whose sampling noise alone passes the default thresholds
+    at a few thousand examples (at 200 bins and 1000 examples a side, every label of
+    unchanged traffic is beyond them).
 
     The sketches must share edges (else ``IncompatibleMergeError`` naming both); labels
     are matched by name and those on one side only reported as ``new`` / ``gone``.
@@ -395,30 +451,32 @@ def drift(
         raise InvalidInputError("method", f"one of {list(METHODS)}", method)
     names, cb, cc, new, gone = _align_sketches(baseline, current)
     base, cur = _outcome_hist(cb, outcome), _outcome_hist(cc, outcome)
+    if groups == "auto":
+        groups = DEFAULT_GROUPS if method in ("psi", "js", "hellinger") else None
     if groups is not None:
         if method in ("ks", "wasserstein"):
             raise InvalidInputError(
                 "groups", f"None for method {method!r} (it uses the exact edges)", groups
             )
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise InvalidInputError("groups", "a positive integer or None", groups)
+            raise InvalidInputError("groups", "a positive integer, 'auto' or None", groups)
         base, cur = _group(base, cur, groups)
     thr = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
-    thr = _check_number(thr, "threshold", 0.0, math.inf)
-    min_samples = _check_number(min_samples, "min_samples", 0.0, math.inf)
-    p, n1 = _normalize(base)
-    q, n2 = _normalize(cur)
-    value = np.where((n1 > 0) & (n2 > 0), _distance(method, p, q, baseline.edges), np.nan)
-    too_few = _too_few(n1, n2, min_samples)
+    thr = check_number(thr, "threshold", 0.0, math.inf)
+    min_samples = check_number(min_samples, "min_samples", 0.0, math.inf)
+    p, n1 = proportions(base)
+    q, n2 = proportions(cur)
+    value = np.where((n1 > 0) & (n2 > 0), distance(method, p, q, baseline.edges), np.nan)
+    too_few = too_few_mask(n1, n2, min_samples)
     pvalue = adjusted = None
     alpha_used = None
     with np.errstate(invalid="ignore"):
         significant = ~too_few & (value > thr)
     if method == "ks":
-        alpha_used = _check_number(alpha, "alpha", 0.0, 1.0)
+        alpha_used = check_number(alpha, "alpha", 0.0, 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             en = n1 * n2 / (n1 + n2)
-        pvalue, adjusted, rejected = _tested(kolmogorov_sf(np.sqrt(en) * value), too_few, alpha)
+        pvalue, adjusted, rejected = bh_tested(kolmogorov_sf(np.sqrt(en) * value), too_few, alpha)
         significant &= rejected
     return DriftResult(
         method=method,
@@ -459,9 +517,9 @@ def rate_drift(
     """
     if rate not in ("prevalence", "predicted_positive_rate"):
         raise InvalidInputError("rate", "'prevalence' or 'predicted_positive_rate'", rate)
-    alpha = _check_number(alpha, "alpha", 0.0, 1.0)
-    threshold = _check_number(threshold, "threshold", 0.0, 1.0)
-    min_samples = _check_number(min_samples, "min_samples", 0.0, math.inf)
+    alpha = check_number(alpha, "alpha", 0.0, 1.0)
+    threshold = check_number(threshold, "threshold", 0.0, 1.0)
+    min_samples = check_number(min_samples, "min_samples", 0.0, math.inf)
     names, cb, cc, new, gone = _align_sketches(baseline, current)
     if rate == "prevalence":
         x1, n1 = cb[:, 1].sum(axis=-1), cb[:, :2].sum(axis=(1, 2))
@@ -471,8 +529,8 @@ def rate_drift(
         x1, n1 = cb[..., j + 1 :].sum(axis=(1, 2)), cb.sum(axis=(1, 2))
         x2, n2 = cc[..., j + 1 :].sum(axis=(1, 2)), cc.sum(axis=(1, 2))
     r1, r2, p = _proportion_test(x1, n1, x2, n2)
-    too_few = _too_few(n1, n2, min_samples)
-    pvalue, adjusted, rejected = _tested(p, too_few, alpha)
+    too_few = too_few_mask(n1, n2, min_samples)
+    pvalue, adjusted, rejected = bh_tested(p, too_few, alpha)
     value = r2 - r1
     return DriftResult(
         method=f"{rate} two-proportion z-test",
@@ -535,9 +593,9 @@ def cardinality_drift(
     _check_stats(baseline, "baseline")
     _check_stats(current, "current")
     kind = _kind(kind)
-    alpha = _check_number(alpha, "alpha", 0.0, 1.0)
-    threshold = _check_number(threshold, "threshold", 0.0, math.inf)
-    min_samples = _check_number(min_samples, "min_samples", 0.0, math.inf)
+    alpha = check_number(alpha, "alpha", 0.0, 1.0)
+    threshold = check_number(threshold, "threshold", 0.0, math.inf)
+    min_samples = check_number(min_samples, "min_samples", 0.0, math.inf)
     n1, m1, v1, exact1 = _cardinality_moments(baseline, kind)
     n2, m2, v2, exact2 = _cardinality_moments(current, kind)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -548,7 +606,7 @@ def cardinality_drift(
         p = math.erfc(abs(m2 - m1) / se / math.sqrt(2))
     else:
         p = 1.0 if m1 == m2 else 0.0
-    too_few = _too_few(np.array([n1]), np.array([n2]), min_samples)
+    too_few = too_few_mask(np.array([n1]), np.array([n2]), min_samples)
     pvalue = np.where(too_few, np.nan, np.array([p]))
     value = np.array([m2 - m1])
     with np.errstate(invalid="ignore"):
@@ -598,9 +656,9 @@ def cooccurrence_drift(
     kind = _kind(kind)
     if measure not in ("pair", "conditional"):
         raise InvalidInputError("measure", "'pair' or 'conditional'", measure)
-    alpha = _check_number(alpha, "alpha", 0.0, 1.0)
-    threshold = _check_number(threshold, "threshold", 0.0, 1.0)
-    min_samples = _check_number(min_samples, "min_samples", 0.0, math.inf)
+    alpha = check_number(alpha, "alpha", 0.0, 1.0)
+    threshold = check_number(threshold, "threshold", 0.0, 1.0)
+    min_samples = check_number(min_samples, "min_samples", 0.0, math.inf)
     mats: list[FloatArray] = []
     for field, stats in (("baseline", baseline), ("current", current)):
         matrix = stats.actual_cooccurrence if kind == "actual" else stats.predicted_cooccurrence
@@ -625,8 +683,8 @@ def cooccurrence_drift(
         n1, n2 = np.diag(c1)[i], np.diag(c2)[i]
         keys = tuple(f"{names[b]}|{names[a]}" for a, b in zip(i, j, strict=True))
     r1, r2, p = _proportion_test(c1[i, j], n1, c2[i, j], n2)
-    too_few = _too_few(n1, n2, min_samples)
-    pvalue, adjusted, rejected = _tested(p, too_few, alpha)
+    too_few = too_few_mask(n1, n2, min_samples)
+    pvalue, adjusted, rejected = bh_tested(p, too_few, alpha)
     value = r2 - r1
     return DriftResult(
         method=f"{kind} co-occurrence ({measure}) two-proportion z-test",
@@ -664,7 +722,7 @@ def label_changes(
     window's size expects at least ``min_expected`` (rows = the largest per-label count).
     """
     names, cb, cc, new, gone = _align_sketches(baseline, current)
-    min_expected = _check_number(min_expected, "min_expected", 0.0, math.inf)
+    min_expected = check_number(min_expected, "min_expected", 0.0, math.inf)
     if basis == "any":
         seen_b, seen_c = cb.sum(axis=(1, 2)), cc.sum(axis=(1, 2))
     elif basis == "positive":
