@@ -268,7 +268,7 @@ class _Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:  # the http.server API's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = 500 if len(outer.calls) < outer.fail else 204
                 outer.calls.append((dict(self.headers), body, status))
@@ -430,7 +430,7 @@ def test_top_k_prevalence_drift_and_new_labels(mon: Monitor) -> None:
     rng = np.random.default_rng(11)
     _r, s_base, y_base = _traffic(rng, 5000, 0, prefix="b")
     _baseline(mon, s_base, y_base)
-    recs, s, y = _traffic(rng, 3000, 3, prefix="p")
+    recs, _s, y = _traffic(rng, 3000, 3, prefix="p")
     y[:, NAMES.index("l7")] = (rng.random(len(y)) < 0.05).astype(int)  # prevalence falls
     for r in recs[:200]:
         r["predictions"]["genres"]["brand-new"] = 0.9
@@ -450,3 +450,82 @@ def test_top_k_prevalence_drift_and_new_labels(mon: Monitor) -> None:
     [entry] = [e for e in runs["prev"]["entries"] if e["label"] == "l7"]
     assert entry["value"] == pytest.approx(y[:, 7].mean() - base_rate[7])
     assert [e["label"] for e in runs["new"]["entries"]] == ["brand-new"]
+
+
+def test_align_edges_folds_exactly_onto_the_common_thresholds() -> None:
+    """A baseline edged at other thresholds than the window (a head's summary lacks the
+    version's default 0.5) is compared on the common edges: the folded sketches equal
+    sketches built directly at those edges."""
+    from labelwatch.monitor._evaluate import align_edges
+
+    rng = np.random.default_rng(12)
+    s = rng.random((400, 3))
+    y = rng.random((400, 3)) < s
+    a = ScoreSketch.from_arrays(["a", "b", "c"], s, y, thresholds=[0.1, 0.37])
+    b = ScoreSketch.from_arrays(["a", "b", "c"], s[:100], y[:100], thresholds=[0.37, 0.5])
+    a2, b2 = align_edges(a, b)
+    assert a2 == ScoreSketch.from_arrays(["a", "b", "c"], s, y, thresholds=[0.37])
+    assert b2 == ScoreSketch.from_arrays(["a", "b", "c"], s[:100], y[:100], thresholds=[0.37])
+    assert align_edges(a, a) == (a, a)
+
+
+def test_concurrent_schedulers_run_each_due_monitor_and_send_each_webhook_once(
+    db_url: str,
+) -> None:
+    """Several processes' schedulers over one database (here: four facades in threads)
+    claim each due monitor and each delivery: one evaluation, one incident, one POST."""
+    mons = [Monitor(db_url) for _ in range(4)]
+    try:
+        with _Receiver(fail=0) as receiver:
+            _version(mons[0])
+            mons[0].create_webhook("ops", receiver.url, secret="12345678")
+            recs, _s, _y = _traffic(np.random.default_rng(13), 50, 0, prefix="p")
+            mons[0].log_predictions("m", "v1", "production", recs)
+            mons[0].apply_monitors({"name": "vol", "model_id": "m", "model_version": "v1",
+                                    "metric": "volume", "window": "1h",
+                                    "condition": {"above": 1}, "min_samples": 0})
+            runs: list[list[dict[str, Any]]] = []
+            sent: list[dict[str, int]] = []
+            barrier = threading.Barrier(len(mons))
+
+            def tick(m: Monitor) -> None:
+                barrier.wait()
+                runs.append(m.run_monitors(now=T0 + H, due_only=True))
+                barrier.wait()
+                sent.append(m.deliver_webhooks(now=T0 + H))
+
+            threads = [threading.Thread(target=tick, args=(m,)) for m in mons]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            assert sum(len(r) for r in runs) == 1
+            assert len(mons[0].incidents()) == 1
+            assert sum(s["delivered"] for s in sent) == 1
+            assert len(receiver.calls) == 1
+    finally:
+        for m in mons:
+            m.close()
+
+
+def test_query_and_webhook_errors_name_the_parameter(mon: Monitor) -> None:
+    _version(mon)
+    with pytest.raises(InvalidInputError) as err:
+        mon.drift("m", "v1", metric="f1")
+    assert err.value.field == "metric"
+    with pytest.raises(InvalidInputError) as err:
+        mon.drift("m", "v1", baseline="yesterday")
+    assert err.value.field == "baseline"
+    for url in ("http://exa\x00mple.com/h", "http:///nohost", "ftp://example.com"):
+        with pytest.raises(InvalidInputError) as err:
+            mon.create_webhook("w", url)
+        assert err.value.field == "url"
+    with pytest.raises(InvalidInputError) as err:
+        mon.create_webhook("w", "http://example.com/h", secret="short")
+    assert err.value.field == "secret"
+    # a fixed reference range without data is stated, not a zero drift
+    recs, _s, _y = _traffic(np.random.default_rng(14), 300, 5, prefix="p")
+    mon.log_predictions("m", "v1", "production", recs)
+    res = mon.drift("m", "v1", start=T0, end=T0 + 6 * H,
+                    baseline={"start": T0 - 48 * H, "end": T0 - 24 * H})
+    assert res["entries"] == [] and res["note"] == "the baseline has no data"

@@ -36,7 +36,7 @@ from labelwatch.metrics._estimate import Calibration, fit_calibration
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._evaluate import HOUR, Evaluator, RunResult, _subset
 from labelwatch.monitor._monitors import ACTUALS_METRICS, DRIFT_METRICS, SEVERITIES, MonitorSpec
-from labelwatch.monitor._schema import check_name, dumps
+from labelwatch.monitor._schema import check_name, dumps, is_text
 from labelwatch.monitor._store import write_transaction
 
 if TYPE_CHECKING:
@@ -302,7 +302,9 @@ class AlertsMixin:
         itself default now) against ``baseline`` ("training", "test", "previous" or
         ``{"start", "end"}``): one entry per label (or the field, for cardinality) with
         the value, sample size and whether it is flagged (significant)."""
-        spec = MonitorSpec.from_dict(
+        if metric not in DRIFT_METRICS:
+            raise InvalidInputError("metric", f"one of {list(DRIFT_METRICS)}", metric)
+        spec = _query_spec(
             {
                 "name": "drift-query",
                 "model_id": model_id,
@@ -319,10 +321,7 @@ class AlertsMixin:
                     **({} if threshold is None else {"value": threshold}),
                 },
             },
-            "drift",
         )
-        if metric not in DRIFT_METRICS:
-            raise InvalidInputError("metric", f"one of {list(DRIFT_METRICS)}", metric)
         lo, hi = _hours(start, end)
         ev = Evaluator(self)  # type: ignore[arg-type]
         fld = ev._field(spec)
@@ -357,7 +356,7 @@ class AlertsMixin:
         actuals arrived (None where none did)."""
         if baseline not in ("training", "test"):
             raise InvalidInputError("baseline", "'training' or 'test'", baseline)
-        spec = MonitorSpec.from_dict(
+        spec = _query_spec(
             {
                 "name": "performance-query",
                 "model_id": model_id,
@@ -369,7 +368,6 @@ class AlertsMixin:
                 "segment": segment,
                 "condition": {"below": 0.0},
             },
-            "performance",
         )
         lo, hi = _hours(start, end)
         ev = Evaluator(self)  # type: ignore[arg-type]
@@ -425,6 +423,8 @@ class AlertsMixin:
                 and at - row.last_run_at < spec.every_hours * HOUR - 1
             )
         ]
+        if due_only:  # claim each due monitor: of several schedulers, one runs it
+            chosen = [spec for spec in chosen if self._claim(spec, at)]
         for spec in chosen:
             evaluator.plan(spec, at)
         results: list[tuple[MonitorSpec, RunResult, bool]] = [
@@ -453,6 +453,23 @@ class AlertsMixin:
                         .values(last_run_at=at)
                     )
         return out
+
+    def _claim(self, spec: MonitorSpec, at: float) -> bool:
+        """Mark a due monitor as run at ``at`` unless another process did so first."""
+        m = t.monitors
+        with write_transaction(self._engine, 0) as conn:
+            claimed = conn.execute(
+                sa.update(m)
+                .where(
+                    m.c.name == spec.name,
+                    sa.or_(
+                        m.c.last_run_at.is_(None),
+                        m.c.last_run_at < at - spec.every_hours * HOUR + 1,
+                    ),
+                )
+                .values(last_run_at=at)
+            ).rowcount
+        return bool(claimed)
 
     def _reevaluations(
         self, evaluator: Evaluator, specs: list[tuple[Any, MonitorSpec]], at: float
@@ -672,12 +689,24 @@ class AlertsMixin:
         """Register (or replace) a webhook receiving incidents of ``min_severity`` or
         worse. ``secret`` signs the bodies (generated when None; shown only here)."""
         check_name(name, "name")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if (
+            not isinstance(url, str)
+            or not url.startswith(("http://", "https://"))
+            or len(url) > 2048
+            or not is_text(url)
+        ):
             raise InvalidInputError("url", "an http:// or https:// URL", url)
+        try:
+            if not httpx.URL(url).host:
+                raise ValueError(url)
+        except (httpx.InvalidURL, ValueError):
+            raise InvalidInputError("url", "an http:// or https:// URL with a host", url) from None
         if secret is None:
             secret = secrets.token_urlsafe(32)
-        elif not isinstance(secret, str) or len(secret) < 8:
-            raise InvalidInputError("secret", "a str of at least 8 characters, or None", "(hidden)")
+        elif not isinstance(secret, str) or len(secret) < 8 or not is_text(secret):
+            raise InvalidInputError(
+                "secret", "a str of at least 8 characters (no NUL), or None", "(hidden)"
+            )
         if min_severity not in SEVERITIES:
             raise InvalidInputError("min_severity", f"one of {list(SEVERITIES)}", min_severity)
         now = time.time()
@@ -782,6 +811,19 @@ class AlertsMixin:
         if due:
             with httpx.Client(timeout=timeout) as client:
                 for row in due:
+                    # claim it (another process delivering the outbox skips it)
+                    with write_transaction(self._engine, 0) as conn:
+                        claimed = conn.execute(
+                            sa.update(d)
+                            .where(
+                                d.c.id == row.id,
+                                d.c.status == "pending",
+                                d.c.next_at == row.next_at,
+                            )
+                            .values(next_at=at + timeout + 60)
+                        ).rowcount
+                    if not claimed:
+                        continue
                     body = row.body.encode()
                     error = None
                     try:
@@ -798,7 +840,7 @@ class AlertsMixin:
                         )
                         if not 200 <= resp.status_code < 300:
                             error = f"HTTP {resp.status_code}"
-                    except httpx.HTTPError as exc:
+                    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                         error = f"{type(exc).__name__}: {exc}"
                     attempts = row.attempts + 1
                     if error is None:
@@ -847,6 +889,17 @@ class AlertsMixin:
             }
             for r in rows
         ]
+
+
+def _query_spec(data: dict[str, Any]) -> MonitorSpec:
+    """The monitor spec of a drift / performance query; errors name the parameter
+    (``baseline``), not a monitor key (``monitor.baseline``)."""
+    try:
+        return MonitorSpec.from_dict(data, "")
+    except InvalidInputError as exc:
+        exc.field = exc.field.lstrip(".")
+        exc.args = (str(exc).lstrip("."),)
+        raise
 
 
 def _hours(start: Any, end: Any) -> tuple[int, int]:

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from labelwatch.errors import InvalidInputError, NotFoundError, UndefinedMetricWarning
+from labelwatch.errors import (
+    IncompatibleMergeError,
+    InvalidInputError,
+    NotFoundError,
+    UndefinedMetricWarning,
+)
 from labelwatch.labels import LabelSpace
 from labelwatch.metrics import (
     SampleStats,
@@ -553,6 +558,8 @@ class Evaluator:
         if base is None:
             return [], f"no {spec.baseline} baseline logged for {fld!r}"
         base_sk, base_stats = base
+        if not base_sk.counts.any():
+            return [], "the baseline has no data"
         cur_sk, sums = self.window_sketch(spec, fld, lo, hi)
         metric, cond = spec.metric, spec.condition
         threshold = cond.value if cond.kind == "significant" else None
@@ -576,6 +583,7 @@ class Evaluator:
         if spec.labels == "all":
             keep_base = list(range(len(base_sk.labels.names)))
         base_sub = _subset(base_sk, keep_base)
+        base_sub, cur = align_edges(base_sub, cur)
         if metric in ("new_labels", "silent_labels"):
             ch = label_changes(base_sub, cur)
             names = ch.unseen + ch.new if metric == "new_labels" else ch.silent
@@ -727,6 +735,7 @@ class Evaluator:
         """Per-label estimated precision / recall / F1 (with bands) of ``window`` at each
         label's threshold, micro and macro, and the realized values where actuals came."""
         vspec = self.mon._version(model_id, model_version)[1]
+        base, window = align_edges(base, window)
         cal = self.mon._calibration((model_id, model_version, fld, kind, base.to_bytes()), base)
         names = list(window.labels.names)
         missing = [x for x in names if x not in cal.labels]
@@ -813,6 +822,35 @@ class Evaluator:
             prev = window.counts[:, 1].sum(axis=1) / labelled
         res["prevalence"] = [_num(v) for v in prev]
         return res
+
+
+def align_edges(a: ScoreSketch, b: ScoreSketch) -> tuple[ScoreSketch, ScoreSketch]:
+    """Both sketches on their common edges: each folded onto the thresholds both have
+    (a baseline built by a head may lack an edge the version's sketches carry, such as
+    the default 0.5). Every fine bin lies inside one common bin, so folding is exact;
+    metrics at a common threshold are unchanged."""
+    if a.bins == b.bins and a.thresholds == b.thresholds:
+        return a, b
+    if a.bins != b.bins:
+        raise IncompatibleMergeError(
+            f"cannot compare sketches of {a.bins} and {b.bins} bins: log the baseline with "
+            "the version's bins"
+        )
+    common = tuple(sorted(set(a.thresholds) & set(b.thresholds)))
+    if not common:  # the grid's midpoint is an edge of both (any even number of bins)
+        common = (0.5,)
+    return _fold(a, common), _fold(b, common)
+
+
+def _fold(sk: ScoreSketch, thresholds: tuple[float, ...]) -> ScoreSketch:
+    if sk.thresholds == thresholds:
+        return sk
+    target = ScoreSketch.empty(sk.labels, thresholds=thresholds, bins=sk.bins)
+    where = np.searchsorted(target.edges, sk.edges, side="left")
+    counts = np.zeros_like(target.counts)
+    for j, k in enumerate(where.tolist()):  # at most a few hundred bins
+        counts[:, :, k] += sk.counts[:, :, j]
+    return ScoreSketch(sk.labels, counts, bins=sk.bins, thresholds=thresholds)
 
 
 def _positions(sk: ScoreSketch, labels: Sequence[str]) -> list[int]:

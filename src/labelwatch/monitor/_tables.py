@@ -27,6 +27,7 @@ __all__ = [
     "models",
     "monitor_runs",
     "monitors",
+    "pair_cells",
     "predictions",
     "sample_cells",
     "score_cells",
@@ -140,6 +141,19 @@ sample_cells = sa.Table(
     sa.Column("seg_value", sa.String(255), primary_key=True),
     sa.Column("bucket", sa.Integer, primary_key=True),
     sa.Column("sums", sa.LargeBinary, nullable=False),
+)
+
+# label co-occurrence per cell (see _pairs.py): sparse upper triangles, by label id
+pair_cells = sa.Table(
+    "lw_pair_cells",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("field", sa.String(255), primary_key=True),
+    sa.Column("seg_feature", sa.String(255), primary_key=True),
+    sa.Column("seg_value", sa.String(255), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("pairs", sa.LargeBinary, nullable=False),
 )
 
 baselines = sa.Table(
