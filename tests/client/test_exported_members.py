@@ -10,6 +10,9 @@ def test_client_exports() -> None:
     assert set(labelwatch.client.__all__) == {
         "APIError", "AuthAPIError", "ConflictAPIError", "DeliveryError", "InvalidInputAPIError",
         "Model", "NotFoundAPIError", "create_model", "create_model_version", "init", "shutdown",
+        "acknowledge_incident", "apply_monitors", "create_webhook", "delete_monitor",
+        "delete_webhook", "get_incident", "incidents", "list_monitors", "list_webhooks",
+        "monitor_history", "resolve_incident", "run_monitors",
     }
     for name in labelwatch.client.__all__:
         assert getattr(labelwatch.client, name).__module__.startswith("labelwatch.client")

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,9 @@ class ThreadServer:
     def __init__(self, monitor: Monitor, **app_options: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(monitor, **app_options)
         config = uvicorn.Config(
-            create_app(monitor, **app_options), host="127.0.0.1", port=self.port,
+            self.app, host="127.0.0.1", port=self.port,
             log_level="warning", access_log=False,
         )
         self.server = uvicorn.Server(config)
@@ -60,8 +63,9 @@ class ServeProcess:
     """``labelwatch serve --db URL --port P`` as a subprocess; the admin token it prints
     on an empty database is in ``admin_token``."""
 
-    def __init__(self, db_url: str, port: int | None = None) -> None:
+    def __init__(self, db_url: str, port: int | None = None, args: Sequence[str] = ()) -> None:
         self.db_url = db_url
+        self.args = list(args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token: str | None = None
@@ -70,7 +74,7 @@ class ServeProcess:
 
     def start(self, timeout: float = 60.0) -> ServeProcess:
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--db", self.db_url, "--port", str(self.port)],
+            [str(BIN), "serve", "--db", self.db_url, "--port", str(self.port), *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         assert self.proc.stdout is not None
@@ -116,3 +120,49 @@ def create_token(db_url: str, scope: str) -> str:
         check=True, capture_output=True, text=True, timeout=60,
     ).stdout
     return out.strip().splitlines()[-1]
+
+
+class Receiver:
+    """A local webhook receiver in a thread: records each POST (headers, body, status)
+    and answers 500 to the first ``fail`` of them, 204 after."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.calls: list[tuple[dict[str, str], bytes, int]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(outer.calls) < outer.fail else 204
+                outer.calls.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(check: Any, timeout: float = 60.0, what: str = "a condition") -> Any:
+    """Poll ``check()`` until it returns something truthy (returned), or fail after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

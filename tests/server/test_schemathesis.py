@@ -44,10 +44,15 @@ def test_no_server_errors(db_url: str) -> None:
             },
         ],
     )
+    monitor.apply_monitors(
+        {"name": "vol", "model_id": "movies", "model_version": "v1", "metric": "volume",
+         "window": "1d", "condition": {"above": 0}, "min_samples": 0}
+    )
+    monitor.run_monitors()  # an incident to read, acknowledge and resolve
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(monitor))
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 18
+    assert len(operations) >= 35
     try:
         for operation in operations:
 

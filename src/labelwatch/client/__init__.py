@@ -11,6 +11,20 @@
 >>> model.flush()                                                         # doctest: +SKIP
 """
 
+from labelwatch.client._alerts import (
+    acknowledge_incident,
+    apply_monitors,
+    create_webhook,
+    delete_monitor,
+    delete_webhook,
+    get_incident,
+    incidents,
+    list_monitors,
+    list_webhooks,
+    monitor_history,
+    resolve_incident,
+    run_monitors,
+)
 from labelwatch.client._errors import (
     APIError,
     AuthAPIError,
@@ -35,8 +49,20 @@ __all__ = [
     "InvalidInputAPIError",
     "Model",
     "NotFoundAPIError",
+    "acknowledge_incident",
+    "apply_monitors",
     "create_model",
     "create_model_version",
+    "create_webhook",
+    "delete_monitor",
+    "delete_webhook",
+    "get_incident",
+    "incidents",
     "init",
+    "list_monitors",
+    "list_webhooks",
+    "monitor_history",
+    "resolve_incident",
+    "run_monitors",
     "shutdown",
 ]

@@ -7,6 +7,8 @@ module-level functions speak only to this interface.
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -16,7 +18,15 @@ from labelwatch.client._http import HttpSender, HttpTransport
 from labelwatch.errors import ConflictError, InvalidInputError, LabelwatchError
 from labelwatch.metrics import SampleStats, ScoreSketch
 
-__all__ = ["DEFAULT_BUFFER_SIZE", "Backend", "EmbeddedBackend", "HttpBackend", "Kind"]
+__all__ = [
+    "DEFAULT_BUFFER_SIZE",
+    "Backend",
+    "DriftQuery",
+    "EmbeddedBackend",
+    "HttpBackend",
+    "Kind",
+    "PerformanceQuery",
+]
 
 logger = logging.getLogger("labelwatch.client")
 
@@ -25,6 +35,49 @@ DEFAULT_BUFFER_SIZE = 5000
 """Records an embedded SDK buffers before it writes them in one transaction."""
 Segment = tuple[str, str] | None
 Time = datetime | float | str | None
+IncidentAction = Literal["acknowledge", "resolve"]
+
+
+def plain(value: Any) -> Any:
+    """The JSON shape of a domain answer, as the HTTP API gives it: tuples as lists,
+    NaN as None, numpy values as Python ones (so both backends answer alike)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and not isinstance(value, str | bytes):
+        return plain(tolist())
+    return value
+
+
+@dataclass(frozen=True)
+class DriftQuery:
+    """The arguments of a drift query (``Model.drift``)."""
+
+    field: str | None
+    start: Time
+    end: Time
+    metric: str
+    baseline: Any
+    labels: Any
+    segment: Segment
+    min_samples: float
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class PerformanceQuery:
+    """The arguments of a performance query (``Model.performance``)."""
+
+    field: str | None
+    start: Time
+    end: Time
+    baseline: str
+    segment: Segment
+    level: float
 
 
 class Backend(Protocol):
@@ -61,6 +114,35 @@ class Backend(Protocol):
     def get_prediction(
         self, model_id: str, model_version: str, environment: str, prediction_id: str
     ) -> dict[str, Any]: ...
+    def drift(
+        self, model_id: str, model_version: str, environment: str, query: DriftQuery
+    ) -> dict[str, Any]: ...
+    def performance(
+        self, model_id: str, model_version: str, environment: str, query: PerformanceQuery
+    ) -> dict[str, Any]: ...
+    def apply_monitors(self, monitors: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def list_monitors(
+        self, model_id: str | None, model_version: str | None
+    ) -> list[dict[str, Any]]: ...
+    def get_monitor(self, name: str) -> dict[str, Any]: ...
+    def delete_monitor(self, name: str) -> None: ...
+    def monitor_history(self, name: str, start: Time, end: Time) -> list[dict[str, Any]]: ...
+    def run_monitors(
+        self, now: Time, names: list[str] | None, due_only: bool, deliver: bool
+    ) -> list[dict[str, Any]]: ...
+    def incidents(
+        self, status: str | None, model_id: str | None, model_version: str | None,
+        monitor: str | None,
+    ) -> list[dict[str, Any]]: ...
+    def get_incident(self, incident_id: int) -> dict[str, Any]: ...
+    def set_incident(
+        self, incident_id: int, action: IncidentAction, by: str | None
+    ) -> dict[str, Any]: ...
+    def create_webhook(
+        self, name: str, url: str, secret: str | None, min_severity: str
+    ) -> dict[str, Any]: ...
+    def list_webhooks(self) -> list[dict[str, Any]]: ...
+    def delete_webhook(self, name: str) -> None: ...
     def flush(self, timeout: float | None) -> None: ...
     def close(self, timeout: float | None) -> None: ...
 
@@ -204,6 +286,93 @@ class EmbeddedBackend:
         found = self.monitor.get_prediction(model_id, model_version, environment, prediction_id)
         return dict(found)
 
+    # ------------------------------------------------ monitors, incidents, webhooks
+    def drift(
+        self, model_id: str, model_version: str, environment: str, query: DriftQuery
+    ) -> dict[str, Any]:
+        self.flush(None)
+        q = query
+        return plain(  # type: ignore[no-any-return]
+            self.monitor.drift(
+                model_id, model_version, environment, q.field, q.start, q.end, metric=q.metric,
+                baseline=q.baseline, labels=q.labels, segment=q.segment,
+                min_samples=q.min_samples, threshold=q.threshold,
+            )
+        )
+
+    def performance(
+        self, model_id: str, model_version: str, environment: str, query: PerformanceQuery
+    ) -> dict[str, Any]:
+        self.flush(None)
+        q = query
+        return plain(  # type: ignore[no-any-return]
+            self.monitor.performance(
+                model_id, model_version, environment, q.field, q.start, q.end,
+                baseline=q.baseline, segment=q.segment, level=q.level,
+            )
+        )
+
+    def apply_monitors(self, monitors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return plain(self.monitor.apply_monitors(monitors))  # type: ignore[no-any-return]
+
+    def list_monitors(
+        self, model_id: str | None, model_version: str | None
+    ) -> list[dict[str, Any]]:
+        return plain(self.monitor.list_monitors(model_id, model_version))  # type: ignore[no-any-return]
+
+    def get_monitor(self, name: str) -> dict[str, Any]:
+        return plain(self.monitor.get_monitor(name))  # type: ignore[no-any-return]
+
+    def delete_monitor(self, name: str) -> None:
+        self.monitor.delete_monitor(name)
+
+    def monitor_history(self, name: str, start: Time, end: Time) -> list[dict[str, Any]]:
+        return plain(self.monitor.monitor_history(name, start, end))  # type: ignore[no-any-return]
+
+    def run_monitors(
+        self, now: Time, names: list[str] | None, due_only: bool, deliver: bool
+    ) -> list[dict[str, Any]]:
+        self.flush(None)
+        runs = self.monitor.run_monitors(now, names, due_only=due_only)
+        if deliver:
+            try:
+                self.monitor.deliver_webhooks()
+            except Exception:  # as the server: the runs are stored, delivery is retried
+                logger.exception("labelwatch: delivering webhooks after a run")
+        return plain(runs)  # type: ignore[no-any-return]
+
+    def incidents(
+        self, status: str | None, model_id: str | None, model_version: str | None,
+        monitor: str | None,
+    ) -> list[dict[str, Any]]:
+        found = self.monitor.incidents(status, model_id, model_version, monitor)
+        return plain(found)  # type: ignore[no-any-return]
+
+    def get_incident(self, incident_id: int) -> dict[str, Any]:
+        return plain(self.monitor.get_incident(incident_id))  # type: ignore[no-any-return]
+
+    def set_incident(
+        self, incident_id: int, action: IncidentAction, by: str | None
+    ) -> dict[str, Any]:
+        method = (
+            self.monitor.acknowledge_incident
+            if action == "acknowledge"
+            else self.monitor.resolve_incident
+        )
+        return plain(method(incident_id, by=by))  # type: ignore[no-any-return]
+
+    def create_webhook(
+        self, name: str, url: str, secret: str | None, min_severity: str
+    ) -> dict[str, Any]:
+        hook = self.monitor.create_webhook(name, url, secret, min_severity)
+        return plain(hook)  # type: ignore[no-any-return]
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return plain(self.monitor.list_webhooks())  # type: ignore[no-any-return]
+
+    def delete_webhook(self, name: str) -> None:
+        self.monitor.delete_webhook(name)
+
     def close(self, timeout: float | None) -> None:
         try:
             self.flush(timeout)
@@ -339,8 +508,126 @@ class HttpBackend:
         out: dict[str, Any] = self._call("GET", path, params={"environment": environment})
         return out
 
+    # ------------------------------------------------ monitors, incidents, webhooks
+    def drift(
+        self, model_id: str, model_version: str, environment: str, query: DriftQuery
+    ) -> dict[str, Any]:
+        q = query
+        params: dict[str, Any] = {
+            "environment": environment, "field": q.field, "start": _time(q.start),
+            "end": _time(q.end), "metric": q.metric, "min_samples": q.min_samples,
+            "threshold": q.threshold,
+        }
+        if isinstance(q.baseline, dict) and set(q.baseline) == {"start", "end"}:
+            params["baseline_start"] = _time(q.baseline["start"])
+            params["baseline_end"] = _time(q.baseline["end"])
+        else:
+            params["baseline"] = q.baseline
+        if isinstance(q.labels, dict) and set(q.labels) == {"top_k"}:
+            params["top_k"] = q.labels["top_k"]
+        elif q.labels != "all":
+            params["labels"] = q.labels
+        if q.segment is not None:
+            params["segment_feature"], params["segment_value"] = q.segment
+        out: dict[str, Any] = self._call(
+            "GET", f"{_version_path(model_id, model_version)}/drift", params=params
+        )
+        return out
+
+    def performance(
+        self, model_id: str, model_version: str, environment: str, query: PerformanceQuery
+    ) -> dict[str, Any]:
+        q = query
+        params: dict[str, Any] = {
+            "environment": environment, "field": q.field, "start": _time(q.start),
+            "end": _time(q.end), "baseline": q.baseline, "level": q.level,
+        }
+        if q.segment is not None:
+            params["segment_feature"], params["segment_value"] = q.segment
+        out: dict[str, Any] = self._call(
+            "GET", f"{_version_path(model_id, model_version)}/performance", params=params
+        )
+        return out
+
+    def apply_monitors(self, monitors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("PUT", "/monitors", body=monitors)
+        return out
+
+    def list_monitors(
+        self, model_id: str | None, model_version: str | None
+    ) -> list[dict[str, Any]]:
+        params = {"model_id": model_id, "model_version": model_version}
+        out: list[dict[str, Any]] = self._call("GET", "/monitors", params=params)
+        return out
+
+    def get_monitor(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", f"/monitors/{quote(name, safe='')}")
+        return out
+
+    def delete_monitor(self, name: str) -> None:
+        self._call("DELETE", f"/monitors/{quote(name, safe='')}")
+
+    def monitor_history(self, name: str, start: Time, end: Time) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call(
+            "GET", f"/monitors/{quote(name, safe='')}/history",
+            params={"start": _time(start), "end": _time(end)},
+        )
+        return out
+
+    def run_monitors(
+        self, now: Time, names: list[str] | None, due_only: bool, deliver: bool
+    ) -> list[dict[str, Any]]:
+        self.flush(None)
+        body = {"now": _time(now), "names": names, "due_only": due_only, "deliver": deliver}
+        out: list[dict[str, Any]] = self._call("POST", "/monitors/run", body=body)
+        return out
+
+    def incidents(
+        self, status: str | None, model_id: str | None, model_version: str | None,
+        monitor: str | None,
+    ) -> list[dict[str, Any]]:
+        params = {
+            "status": status, "model_id": model_id, "model_version": model_version,
+            "monitor": monitor,
+        }
+        out: list[dict[str, Any]] = self._call("GET", "/incidents", params=params)
+        return out
+
+    def get_incident(self, incident_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", f"/incidents/{_incident_id(incident_id)}")
+        return out
+
+    def set_incident(
+        self, incident_id: int, action: IncidentAction, by: str | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "POST", f"/incidents/{_incident_id(incident_id)}/{action}", body={"by": by}
+        )
+        return out
+
+    def create_webhook(
+        self, name: str, url: str, secret: str | None, min_severity: str
+    ) -> dict[str, Any]:
+        body = {"name": name, "url": url, "secret": secret, "min_severity": min_severity}
+        out: dict[str, Any] = self._call("POST", "/webhooks", body=body)
+        return out
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("GET", "/webhooks")
+        return out
+
+    def delete_webhook(self, name: str) -> None:
+        self._call("DELETE", f"/webhooks/{quote(name, safe='')}")
+
     def close(self, timeout: float | None) -> None:
         try:
             self.sender.close(timeout)
         finally:
             self.transport.close()
+
+
+def _incident_id(value: Any) -> str:
+    """The id in a path; anything but an int is refused here, as the embedded monitor does."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError("incident_id", "an int", value)
+    return str(value)

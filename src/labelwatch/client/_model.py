@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from labelwatch.client import _session
-from labelwatch.client._backends import Backend, Kind, Segment, Time
+from labelwatch.client._backends import (
+    Backend,
+    DriftQuery,
+    Kind,
+    PerformanceQuery,
+    Segment,
+    Time,
+)
 from labelwatch.client._baseline import build_field_baseline, feature_stats, split_fields
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import SampleStats, ScoreSketch
@@ -262,3 +269,63 @@ class Model:
         return self._backend.get_prediction(
             self.model_id, self.model_version, self.environment, id
         )
+
+    # ------------------------------------------------------- drift and alerts
+    def drift(
+        self,
+        field: str | None = None,
+        start: Time = None,
+        end: Time = None,
+        metric: str = "psi",
+        baseline: Any = "training",
+        *,
+        labels: Any = "all",
+        segment: Segment = None,
+        min_samples: float = 100,
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """Drift of ``field`` (default: the only dict field) over ``[start, end)``
+        (default: the 24 hours before ``end``, itself default now) against ``baseline``
+        ("training", "test", "previous" or ``{"start": ..., "end": ...}``). ``metric``:
+        psi, js, hellinger, ks, wasserstein, prevalence_drift,
+        predicted_positive_rate_drift, cardinality_drift, new_labels or silent_labels.
+        -> ``{"metric", "field", "window_start", "window_end", "flagged": [labels],
+        "entries": [{"label", "value", "n", "status", ...}]}``.
+
+        >>> model.drift(metric="js", start="2024-05-01", end="2024-05-02")  # doctest: +SKIP
+        """
+        from labelwatch.monitor._monitors import DRIFT_METRICS
+
+        if metric not in DRIFT_METRICS:  # the monitor would name its own query's condition
+            raise InvalidInputError("metric", f"one of {list(DRIFT_METRICS)}", metric)
+        query = DriftQuery(
+            field, start, end, metric, baseline, labels, segment, min_samples, threshold
+        )
+        return self._backend.drift(self.model_id, self.model_version, self.environment, query)
+
+    def performance(
+        self,
+        field: str | None = None,
+        start: Time = None,
+        end: Time = None,
+        baseline: str = "training",
+        *,
+        segment: Segment = None,
+        level: float = 0.95,
+    ) -> dict[str, Any]:
+        """Estimated precision / recall / F1 per label over the window, without actuals
+        (from scores calibrated on the labelled ``baseline``), micro and macro, with
+        ``level`` confidence bands (``f1_lower`` / ``f1_upper``...), beside the realized
+        values where actuals arrived (``realized``; None where none did)."""
+        query = PerformanceQuery(field, start, end, baseline, segment, level)
+        return self._backend.performance(
+            self.model_id, self.model_version, self.environment, query
+        )
+
+    def monitors(self) -> list[dict[str, Any]]:
+        """The monitors declared on this model version."""
+        return self._backend.list_monitors(self.model_id, self.model_version)
+
+    def incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The incidents of this model version's monitors, newest first."""
+        return self._backend.incidents(status, self.model_id, self.model_version, None)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labelwatch.errors import LabelwatchError
 from labelwatch.monitor import Monitor
+from labelwatch.server._alert_routes import alert_router
 from labelwatch.server._auth import TokenCache
+from labelwatch.server._dashboard import dashboard_router
 from labelwatch.server._errors import error_response, from_exception, from_validation_error
 from labelwatch.server._routes import BatchTooLargeError, router
+from labelwatch.server._scheduler import Scheduler
 from labelwatch.server._schemas import Health
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -146,9 +152,13 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_batch: int = DEFAULT_MAX_BATCH,
+    schedule_interval: float = 0,
 ) -> FastAPI:
     """The REST API over ``monitor``: routes under ``/api/v1``, ``/healthz`` (no token),
     the OpenAPI document at ``/openapi.json``. The caller owns (and closes) the monitor.
+
+    ``schedule_interval`` > 0: while the app runs (its lifespan), a background thread
+    runs the due monitors and delivers webhooks every that many seconds (0: never).
 
     >>> from labelwatch.monitor import Monitor
     >>> app = create_app(Monitor("sqlite://"))
@@ -157,23 +167,42 @@ def create_app(
     """
     from labelwatch import __version__
 
+    if schedule_interval < 0:
+        raise ValueError(f"schedule_interval: expected seconds >= 0, got {schedule_interval!r}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = Scheduler(monitor, schedule_interval) if schedule_interval > 0 else None
+        app.state.scheduler = scheduler
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:  # waits for a tick in progress, off the event loop
+                await run_in_threadpool(scheduler.stop)
+
     app = FastAPI(
         title="labelwatch",
         version=__version__,
         summary="Monitor multi-label classification models in production.",
         description=(
             "Every route but `/healthz` needs `Authorization: Bearer <token>`. Scopes nest: "
-            "`read` (queries) < `ingest` (logging) < `admin` (models, versions, tokens). "
+            "`read` (queries) < `ingest` (logging, acknowledging and resolving incidents) < "
+            "`admin` (models, versions, tokens, monitors, webhooks). "
             "Every error is `{\"error\": {\"code\", \"message\", \"field\", \"expected\", "
             "\"got\", \"row\", \"label\", \"hint\"}}`."
         ),
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.monitor = monitor
     app.state.tokens = TokenCache(monitor)
     app.state.max_batch = max_batch
     app.include_router(router)
+    app.include_router(alert_router)
+    app.include_router(dashboard_router)  # the web dashboard at /
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Health:

@@ -20,10 +20,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from labelwatch.errors import AuthError
 from labelwatch.monitor import Monitor
 
-__all__ = ["SCOPES", "Scope", "TokenCache", "require"]
+__all__ = ["COOKIE", "SCOPES", "Scope", "TokenCache", "require"]
 
 Scope = Literal["read", "ingest", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "ingest", "admin")
+COOKIE = "labelwatch_token"
+"""The dashboard's sign-in cookie: a token, accepted like a bearer token when no
+``Authorization`` header is sent."""
 _TTL_SECONDS = 60.0
 _MAX_CACHED = 1024
 
@@ -64,10 +67,13 @@ def require(scope: Scope) -> Callable[..., None]:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:
-        if credentials is None or not credentials.credentials:
+        token = credentials.credentials if credentials is not None else None
+        if not token:  # the dashboard's sign-in cookie (HTTP-only, SameSite=Strict)
+            token = request.cookies.get(COOKIE)
+        if not token:
             raise AuthError(scope, "missing")
         cache: TokenCache = request.app.state.tokens
-        level = cache.level(credentials.credentials)
+        level = cache.level(token)
         if level is None:
             raise AuthError(scope, "invalid")
         if level < needed:

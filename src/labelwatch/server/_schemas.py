@@ -8,19 +8,26 @@ Ingestion records are ``TypedDict``s so a batch reaches the monitor as plain dic
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     StringConstraints,
     Tag,
+    WithJsonSchema,
+    field_validator,
     with_config,
 )
 from typing_extensions import TypeAliasType, TypedDict
+
+from labelwatch.monitor._schema import is_text
 
 __all__ = [
     "ActualRecord",
@@ -31,11 +38,14 @@ __all__ = [
     "CreateModel",
     "CreateToken",
     "CreateVersion",
+    "CreateWebhook",
     "Health",
+    "IncidentAction",
     "PredictionBatch",
     "PredictionRecord",
     "RawInputRecord",
     "RawInputsBatch",
+    "RunMonitors",
     "SampleStatsBody",
     "SketchBody",
     "TokenOut",
@@ -216,3 +226,88 @@ class Health(BaseModel):
 
     status: Literal["ok"] = "ok"
     version: str
+
+
+# ------------------------------------------------------------ monitors and alerts
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Times outside [EARLIEST, LATEST) are refused: windows around them must stay dates."""
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+def in_range(value: datetime) -> datetime:
+    """``value`` (naive: UTC) if in [EARLIEST, LATEST), else a ValueError saying so."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError("a date-time from 1970 to 9000")
+    return value
+
+
+def _from_seconds(value: Any) -> Any:
+    """Seconds since the epoch as a datetime (pydantic would read large numbers as ms)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not (math.isfinite(value) and EARLIEST.timestamp() <= value < LATEST.timestamp()):
+            raise ValueError("seconds since the epoch from 1970 to 9000")
+        return datetime.fromtimestamp(value, UTC)
+    return value
+
+
+When = Annotated[
+    datetime,
+    BeforeValidator(_from_seconds),
+    AfterValidator(in_range),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+    ),
+]
+"""A time: ISO 8601 or seconds since the epoch, from 1970 to 9000."""
+
+
+class RunMonitors(_Body):
+    """Which monitors to evaluate, and when (default: the enabled ones, now)."""
+
+    now: When | None = Field(
+        default=None,
+        description="Evaluation time: ISO 8601 or seconds since the epoch (default now)",
+    )
+    names: list[Name] | None = Field(default=None, description="Only these monitors (default: all)")
+    due_only: bool = Field(default=False, description="Only those not run within their `every`")
+    deliver: bool = Field(default=True, description="Then POST the due webhook deliveries")
+
+
+class IncidentAction(_Body):
+    """Who acknowledges or resolves an incident (default: "api")."""
+
+    by: Name | None = None
+
+
+class CreateWebhook(_Body):
+    """A webhook: incidents of ``min_severity`` or worse are POSTed to ``url``, signed
+    with ``secret`` (generated when null; returned only by this call)."""
+
+    name: Name
+    url: Annotated[
+        str, StringConstraints(max_length=2048, pattern=r"^https?://[^\x00-\x20\x7f]+$")
+    ]
+    secret: Annotated[str, StringConstraints(min_length=8, max_length=1024)] | None = None
+    min_severity: Severity = "low"
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str) -> str:
+        import httpx
+
+        try:
+            host = httpx.URL(value).host
+        except (httpx.InvalidURL, ValueError, TypeError):
+            host = ""
+        if not host or not is_text(value):
+            raise ValueError("an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_storable(cls, value: str | None) -> str | None:
+        if value is not None and not is_text(value):
+            raise ValueError("a secret without NUL or lone surrogates")
+        return value
