@@ -104,6 +104,9 @@ def test_cli_demo_no_serve_writes_the_report(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "genre-mix-shift" in res.output
+    html = (tmp_path / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    assert "movie-genres" in html and "Documentary" in html
     help_text = runner.invoke(app, ["--help"]).output
     for command in ("demo", "serve", "tokens"):
         assert command in help_text

@@ -424,7 +424,8 @@ def run_demo(
             mon.log_actuals(MODEL_ID, VERSION, "production", acts)
         after = mon.performance(MODEL_ID, VERSION, start=at - 365 * DAY, end=at)
         _print_estimate(console, before, after)
-        runs_after = mon.run_monitors(now=at)
+        # the latest windows again (late actuals also re-evaluate the windows they touched)
+        runs_after = [r for r in mon.run_monitors(now=at) if not r["reevaluation"]]
         _print_runs(console, runs_after, "monitors again once every actual arrived")
         for r in runs_after:
             flagged[r["monitor"]] = [e["label"] for e in r["entries"] if e["status"] == "breach"]
@@ -505,17 +506,9 @@ def _print_estimate(console: Console, before: dict[str, Any], after: dict[str, A
     console.print(table)
 
 
-def _write_report(mon: Any, path: Path, console: Console) -> Path | None:
-    import importlib
+def _write_report(mon: Any, path: Path, console: Console) -> Path:
+    from labelwatch.report import version_report, write_report
 
-    try:
-        report_module = importlib.import_module("labelwatch.report")
-    except ImportError:  # pragma: no cover - the report module ships with the dashboard
-        console.print("(the offline report is not available in this build)")
-        return None
-    writer = getattr(report_module, "write_version_report", None)
-    if writer is None:  # pragma: no cover
-        return None
-    writer(mon, MODEL_ID, VERSION, path)
-    console.print(f"6/6 offline report written: {path}")
-    return path
+    out = write_report(path, version_report(mon, MODEL_ID, VERSION))
+    console.print(f"6/6 offline report written: {out.resolve()} (open it in a browser)")
+    return out
