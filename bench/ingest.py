@@ -27,9 +27,7 @@ SDK_N = max(N // 2, 10_000)
 def http_batches(url: str, token: str) -> float:
     """Predictions/s of pre-encoded batches POSTed back to back (one connection)."""
     recs = records(N, seed=1)
-    bodies = [
-        json.dumps({"records": recs[i : i + BATCH]}).encode() for i in range(0, N, BATCH)
-    ]
+    bodies = [json.dumps({"records": recs[i : i + BATCH]}).encode() for i in range(0, N, BATCH)]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
         start = time.perf_counter()
@@ -52,8 +50,10 @@ def sdk(model: labelwatch.Model, prefix: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    print(f"N = {N:,} predictions (20-label dicts, 10 features), HTTP batches of {BATCH:,}; "
-          f"SDK: {SDK_N:,} log_prediction calls")
+    print(
+        f"N = {N:,} predictions (20-label dicts, 10 features), HTTP batches of {BATCH:,}; "
+        f"SDK: {SDK_N:,} log_prediction calls"
+    )
     with tempdir() as tmp, databases(Path(tmp)) as dbs:
         for name, url in dbs:
             mon = Monitor(url)
@@ -65,12 +65,16 @@ def main() -> None:
                 labelwatch.init(host=base, token=token)  # batches of 5,000 by default
                 calls, total = sdk(labelwatch.Model("bench", "v1"), "h")
                 labelwatch.shutdown()
-                print(f"{name:10s} SDK over HTTP log_prediction {calls:12,.0f} calls/s "
-                      f"({total:,.0f}/s to the last ack)")
+                print(
+                    f"{name:10s} SDK over HTTP log_prediction {calls:12,.0f} calls/s "
+                    f"({total:,.0f}/s to the last ack)"
+                )
             labelwatch.init(db_url=url)  # validated at the call, written 5,000 at a time
             calls, total = sdk(labelwatch.Model("bench", "v1"), "eb")
-            print(f"{name:10s} SDK embedded (buffered)     {calls:12,.0f} calls/s "
-                  f"({total:,.0f}/s to the last flush)")
+            print(
+                f"{name:10s} SDK embedded (buffered)     {calls:12,.0f} calls/s "
+                f"({total:,.0f}/s to the last flush)"
+            )
             labelwatch.shutdown()
             labelwatch.init(db_url=url, buffer_size=0)
             model = labelwatch.Model("bench", "v1")
@@ -80,8 +84,10 @@ def main() -> None:
                 model.log_prediction(**rec)
             rate = len(recs) / (time.perf_counter() - start)
             labelwatch.shutdown()
-            print(f"{name:10s} SDK embedded, unbuffered   {rate:12,.0f} calls/s "
-                  "(one transaction a call)")
+            print(
+                f"{name:10s} SDK embedded, unbuffered   {rate:12,.0f} calls/s "
+                "(one transaction a call)"
+            )
 
 
 if __name__ == "__main__":

@@ -5,21 +5,32 @@ never passes what the full check refuses (Hypothesis)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelwatch.errors import InvalidInputError
+from labelwatch.metrics import ScoreSketch
 from labelwatch.monitor import Monitor, NotFoundError
+from labelwatch.monitor._cells import Aligned, _Binned
 from labelwatch.monitor._ingest import (
+    DictBatch,
     QuickCheck,
+    _column_rows,
+    _dump_each,
     _parse_predictions,
     encode_dicts,
+    group_rows,
     parse_predictions,
+    row_segments,
+    score_delta,
+    segment_value,
 )
 from labelwatch.monitor._schema import VersionSpec
 from tests.monitor.helpers import LABELS, make_predictions
@@ -59,7 +70,9 @@ def _error(call: Any) -> tuple[str, Any, Any, Any] | None:
     return None
 
 
-@pytest.mark.parametrize(("case", "record", "message"), _bad_cases(), ids=[c[0] for c in _bad_cases()])
+@pytest.mark.parametrize(
+    ("case", "record", "message"), _bad_cases(), ids=[c[0] for c in _bad_cases()]
+)
 def test_validate_predictions_raises_what_log_predictions_raises_and_writes_nothing(
     mon: Monitor, case: str, record: dict[str, Any], message: str
 ) -> None:
@@ -110,23 +123,48 @@ def _record(i: int, score: float = 0.5) -> dict[str, Any]:
 
 
 _ODD = [
-    float("nan"), float("inf"), -float("inf"), 1e308, -0.1, 1.5, 2**2000, True, False, 0, 1,
-    "x", "", None, [0.5], {"a": 1}, datetime(2024, 1, 1, tzinfo=UTC), "2024-01-01T00:00:00",
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e308,
+    -0.1,
+    1.5,
+    2**2000,
+    True,
+    False,
+    0,
+    1,
+    "x",
+    "",
+    None,
+    [0.5],
+    {"a": 1},
+    datetime(2024, 1, 1, tzinfo=UTC),
+    "2024-01-01T00:00:00",
 ]
 _PLACES = [
-    ("features", "year"), ("features", "country"), ("features", "title"), ("features", "ok"),
-    ("features", "nope"), ("predictions", "kind"), ("predictions", "nope"), ("genres", "action"),
-    ("genres", "drama"), ("genres", "nope"), ("genres", ""), ("raw_inputs", "url"),
-    ("record", "timestamp"), ("record", "id"), ("record", "extra"),
+    ("features", "year"),
+    ("features", "country"),
+    ("features", "title"),
+    ("features", "ok"),
+    ("features", "nope"),
+    ("predictions", "kind"),
+    ("predictions", "nope"),
+    ("genres", "action"),
+    ("genres", "drama"),
+    ("genres", "nope"),
+    ("genres", ""),
+    ("raw_inputs", "url"),
+    ("record", "timestamp"),
+    ("record", "id"),
+    ("record", "extra"),
 ]
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
-        st.tuples(
-            st.integers(0, 7), st.sampled_from(_PLACES), st.sampled_from(range(len(_ODD)))
-        ),
+        st.tuples(st.integers(0, 7), st.sampled_from(_PLACES), st.sampled_from(range(len(_ODD)))),
         max_size=4,
     ),
     st.integers(1, 8),
@@ -166,3 +204,181 @@ def test_quick_check_is_not_fooled_by_nan_between_bounds() -> None:
     assert not QuickCheck(SPEC).predictions([rec])
     with pytest.raises(InvalidInputError, match="'drama'"):
         _full_check(SPEC, [rec])
+
+
+# ---------------------------------------------------------------- column-wise passes
+_VALUES = {
+    "year": st.one_of(st.none(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False)),
+    "country": st.one_of(st.none(), st.text(max_size=5), st.integers(-5, 5), st.booleans()),
+    "title": st.one_of(st.none(), st.text(max_size=12), st.just("a},{b")),
+    "ok": st.one_of(st.none(), st.booleans()),
+}
+_LABEL_NAMES = [*LABELS, "nope"]
+
+
+@st.composite
+def _plain_records(draw: Any) -> list[dict[str, Any]]:
+    """Records that mostly pass: fields left out or in any order, None, ints, unicode,
+    text holding ``},{``, raw inputs, timestamps of every accepted kind."""
+    out = []
+    for i in range(draw(st.integers(1, 6))):
+        names = draw(st.permutations(list(_VALUES)))[: draw(st.integers(0, 4))]
+        rec: dict[str, Any] = {"id": draw(st.sampled_from([f"r{i}", "é" * 3, "x" * 255]))}
+        if draw(st.booleans()):
+            rec["features"] = {n: draw(_VALUES[n]) for n in names}
+        elif draw(st.booleans()):
+            rec["features"] = None
+        labels = draw(st.lists(st.sampled_from(_LABEL_NAMES), unique=True, max_size=4))
+        genres = {x: draw(st.sampled_from([0.0, 0.25, 1.0, 0, 1, 0.123456789])) for x in labels}
+        rec["predictions"] = {"genres": genres, "kind": draw(st.sampled_from(["a", 1, None]))}
+        if draw(st.booleans()):
+            rec["predictions"] = {"genres": draw(st.sampled_from([genres, None]))}
+        stamp = draw(
+            st.sampled_from([None, 1_700_000_000.5, 1_700_000_000, "2024-01-01T00:00:00", "x"])
+        )
+        if stamp is not None:
+            rec["timestamp"] = stamp
+        if draw(st.booleans()):
+            rec["raw_inputs"] = {"url": draw(st.sampled_from(["u", None, 3]))}
+        out.append(rec)
+    return out
+
+
+def _rows(call: Any) -> Any:
+    try:
+        rows = call()
+    except InvalidInputError as exc:
+        return ("error", str(exc), exc.field, exc.row, exc.label)
+    return [
+        (
+            r.id,
+            r.ts if r.explicit_ts else None,
+            r.explicit_ts,
+            r.digest,
+            r.features,
+            r.predictions,
+            r.raw_inputs,
+            r.feature_values,
+            r.dict_values.get("genres"),
+        )
+        for r in rows
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_plain_records())
+def test_column_pass_stores_what_the_record_by_record_pass_stores(records: list[Any]) -> None:
+    fast = _rows(lambda: parse_predictions(SPEC, records))
+    slow = _rows(lambda: _parse_predictions(SPEC, records, fast=False)[0])
+    assert fast == slow
+
+
+def test_column_pass_takes_plain_batches_and_leaves_odd_ones() -> None:
+    records = [_record(i) for i in range(3)]
+    assert _column_rows(SPEC, records) is not None
+    assert _column_rows(SPEC, tuple(records)) is None  # not a list: row by row
+    for change in [
+        {"id": 3},
+        {"id": ""},
+        {"id": "a\x00b"},
+        {"extra": 1},
+        {"timestamp": math.inf},
+        {"features": {"year": math.nan}},
+        {"features": {"title": "\ud800"}},
+        {"features": {"year": datetime(2024, 1, 1)}},
+        {"predictions": {"nope": 1.0}},
+    ]:
+        odd = [*records[:2], {**records[2], **change}]
+        assert _column_rows(SPEC, odd) is None, change
+
+
+def test_dump_each_splits_only_where_items_end() -> None:
+    dicts = [{"a": "},{"}, {}, {"b": {"c": [{"d": 1}, {"e": 2}]}}, {"x": 0.1}]
+    assert _dump_each(dicts) == [json.dumps(d, separators=(",", ":")) for d in dicts]
+    assert _dump_each([{}, {}, {"a": 1}]) == ["{}", "{}", '{"a":1}']
+    assert _dump_each([{"a": 2**70}]) is None  # orjson refuses: the slow pass decides
+
+
+_SCORES = st.sampled_from([0.0, 0.5, 1.0, 0, 1, 0.3])
+_DICT_ROWS = st.lists(
+    st.one_of(
+        st.none(),
+        st.dictionaries(st.sampled_from([*LABELS, "new", "other"]), _SCORES, max_size=5),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _DICT_ROWS,
+    st.sampled_from(["learn", "ignore", "error"]),
+    st.booleans(),
+    st.sampled_from([None, LABELS]),
+)
+def test_encode_dicts_column_path_equals_the_row_loop(
+    rows: list[Any], policy: str, binary: bool, declared: list[str] | None
+) -> None:
+    def run(values: Any) -> Any:
+        try:
+            b = encode_dicts(values, "p.g", declared=declared, policy=policy, binary=binary)
+        except InvalidInputError as exc:
+            return ("error", str(exc), exc.row, exc.label)
+        return (b.labels, b.values.tolist(), b.present.tolist(), b.has.tolist(), b.unseen)
+
+    # a tuple is not a list: the row-by-row loop
+    assert run(rows) == run(tuple(rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([5, 6]),
+            st.sampled_from(["US", "FR", None, True, 1, "x" * 300, ["v"]]),
+            st.sampled_from(["web", None, 0]),
+        ),
+        max_size=12,
+    )
+)
+def test_row_segments_and_groups_equal_the_obvious_loops(rows: list[Any]) -> None:
+    values = [{"country": c, "device": d} for _, c, d in rows]
+    buckets = [b for b, _, _ in rows]
+    segs, texts = row_segments(values, ["country", "device"])
+    expected = [
+        tuple((f, s) for f in ("country", "device") if (s := segment_value(v.get(f))) is not None)
+        for v in values
+    ]
+    assert segs == expected
+    assert texts == [json.dumps([list(p) for p in sg], separators=(",", ":")) for sg in segs]
+    groups: dict[Any, list[int]] = {}
+    for i, (b, sg) in enumerate(zip(buckets, segs, strict=True)):
+        groups.setdefault(("", "", b), []).append(i)
+        for f, v in sg:
+            groups.setdefault((f, v, b), []).append(i)
+    got = group_rows(buckets, segs)
+    assert {k: v.tolist() for k, v in got.items()} == groups
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 30), st.integers(0, 2**32 - 1), st.booleans())
+def test_binned_deltas_equal_score_delta(n: int, seed: int, labeled: bool) -> None:
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c"]
+    pred = DictBatch(
+        labels,
+        np.where(rng.random((n, 3)) < 0.3, rng.integers(0, 5, (n, 3)) / 4, rng.random((n, 3))),
+        rng.random((n, 3)) < 0.8,
+        np.ones(n, dtype=bool),
+        {},
+    )
+    pred.values[~pred.present] = 0.0
+    al = Aligned(pred, None)
+    edges = (0.25, 0.5)
+    binned = _Binned(al, ScoreSketch.empty([], bins=7, thresholds=edges).edges)
+    rows = np.flatnonzero(rng.random(n) < 0.7)
+    actual = rng.random((len(rows), 3)) < 0.5 if labeled else None
+    counted = pred.present[rows]
+    got = binned.delta(rows, counted, actual)
+    want = score_delta(labels, al.scores[rows], counted, actual, edges, 7)
+    np.testing.assert_array_equal(got, want)

@@ -18,13 +18,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from labelwatch.metrics import ScoreSketch
+from labelwatch.metrics._binning import N_OUTCOMES, UNLABELED
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._ingest import (
     SUM_NAMES,
     CellKey,
     DictBatch,
     sample_delta,
-    score_delta,
     to_json,
 )
 from labelwatch.monitor._schema import VersionSpec
@@ -86,7 +86,8 @@ def field_deltas(
     """Per-cell count and sum deltas of the rows. ``joined``: the rows were counted
     unlabeled before; move them to their outcome (labeled minus unlabeled)."""
     edges, bins = spec.edges(field), spec.bins
-    n_edges = len(ScoreSketch.empty([], bins=bins, thresholds=edges).edges)
+    binned = _Binned(al, ScoreSketch.empty([], bins=bins, thresholds=edges).edges)
+    n_edges = binned.m
     ths = [spec.threshold(field, x) for x in al.labels]
     scores: dict[CellKey, FloatArray] = {}
     sums: dict[CellKey, FloatArray] = {}
@@ -100,13 +101,11 @@ def field_deltas(
         total = np.zeros(len(SUM_NAMES))
         if len(al.labels):
             if len(unl):
-                c = score_delta(al.labels, al.scores[unl], al.pred_present[unl], None, edges, bins)
+                c = binned.delta(unl, al.pred_present[unl], None)
                 counts += -c if joined else c
             if len(lab):
                 counted = al.pred_present[lab] | al.act_present[lab]
-                counts += score_delta(
-                    al.labels, al.scores[lab], counted, al.actual[lab], edges, bins
-                )
+                counts += binned.delta(lab, counted, al.actual[lab])
         if len(unl):
             s = sample_delta(al.labels, al.scores[unl], None, ths)
             total += -s if joined else s
@@ -114,6 +113,38 @@ def field_deltas(
             total += sample_delta(al.labels, al.scores[lab], al.actual[lab], ths)
         scores[key], sums[key] = counts, total
     return scores, sums
+
+
+class _Binned:
+    """``score_delta`` of any rows of one batch, from the bins of its scores found once
+    (``np.searchsorted``, as ``ScoreSketch.from_arrays`` counts them) instead of once
+    per cell: a cell's counts are then one ``np.bincount``."""
+
+    def __init__(self, al: Aligned, edges: FloatArray) -> None:
+        self.m = len(edges)
+        n_labels = len(al.labels)
+        self.size = n_labels * N_OUTCOMES * self.m
+        base = np.arange(n_labels, dtype=np.int64) * (N_OUTCOMES * self.m)
+        self.bins = np.searchsorted(edges, al.scores, side="left") + base[None, :]
+        self.shape = (n_labels, N_OUTCOMES, self.m)
+
+    def delta(
+        self,
+        rows: npt.NDArray[np.intp],
+        counted: npt.NDArray[np.bool_],
+        actual: npt.NDArray[np.bool_] | None,
+    ) -> FloatArray:
+        """Counts (L, 3, m) of the ``counted`` cells of ``rows``: unlabeled, or by
+        ``actual``; equal to ``score_delta`` of the same rows."""
+        if actual is None:
+            idx = self.bins[rows] + UNLABELED * self.m
+        else:
+            idx = self.bins[rows] + actual.astype(np.int64) * self.m
+        counts = np.bincount(idx.ravel(), minlength=self.size).astype(np.float64)
+        counts = counts.reshape(self.shape)
+        # absent cells score 0 (bin 0) with a negative / unlabeled outcome: take them out
+        counts[:, 0 if actual is not None else UNLABELED, 0] -= (~counted).sum(axis=0)
+        return counts
 
 
 def add_cells(

@@ -11,18 +11,22 @@ batch's labels (absent cells score 0 and land in bin 0, then are taken out again
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import operator
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pydantic_core
 
 from labelwatch.errors import InvalidInputError
@@ -43,6 +47,8 @@ __all__ = [
     "parse_predictions",
     "parse_raw_inputs",
     "parse_time",
+    "prediction_tuples",
+    "row_segments",
     "sample_delta",
     "score_delta",
     "segment_value",
@@ -291,18 +297,153 @@ class PredictionRow:
 def parse_predictions(spec: VersionSpec, records: Sequence[Any]) -> list[PredictionRow]:
     """Validate the shape and non-dict values of prediction records (dicts: encode_dicts).
 
-    Field dicts are checked batch-wise first (``_Layouts``); when that finds anything
-    wrong, the batch is checked again record by record, which raises the error of the
-    first bad record: the same error either way."""
+    The batch is checked column by column first (``_column_rows``); when that finds
+    anything unusual, the batch is checked again record by record, which raises the
+    error of the first bad record: the same error either way."""
     if isinstance(records, Mapping) or not isinstance(records, Sequence):
         raise InvalidInputError("records", "a list of prediction records", records)
-    try:
-        rows, total = _parse_predictions(spec, records, fast=True)
-        if math.isfinite(total):
-            return rows
-    except InvalidInputError:
-        pass
+    rows = _column_rows(spec, records)
+    if rows is not None:
+        return rows
     return _parse_predictions(spec, records, fast=False)[0]
+
+
+_NONE = type(None)
+_BLAKE16 = functools.partial(hashlib.blake2b, digest_size=16)
+_HEX = operator.methodcaller("hexdigest")
+_STR_KINDS = frozenset({"categorical", "string", "text"})
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what ``check_value`` refuses in a str
+
+
+def _column_rows(spec: VersionSpec, records: Sequence[Any]) -> list[PredictionRow] | None:
+    """The rows of a batch of plain records, checked and encoded column by column (C-level
+    maps over the batch instead of Python per record); None: something is unusual (any
+    doubt, any error), let the record-by-record pass decide. Never raises."""
+    if type(records) is not list or not records or set(map(type, records)) != {dict}:
+        return None
+    if not all(map(_PRED_KEYS.issuperset, records)):
+        return None
+    n = len(records)
+    ids: list[Any] = list(map(dict.get, records, repeat("id")))
+    if set(map(type, ids)) != {str}:
+        return None
+    lengths = list(map(len, ids))
+    if min(lengths) == 0 or max(lengths) > 255 or not is_text("".join(ids)):
+        return None
+    preds: list[Any] = list(map(dict.get, records, repeat("predictions")))
+    feats: list[Any] = list(map(dict.get, records, repeat("features")))
+    if set(map(type, preds)) != {dict} or not set(map(type, feats)) <= {dict, _NONE}:
+        return None
+    if None in feats:
+        feats = [{} if f is None else f for f in feats]  # as ``_fields`` reads None
+    if not _plain(feats, spec.features, skip_dicts=False) or not _plain(
+        preds, spec.predictions, skip_dicts=True
+    ):
+        return None
+    raws: list[Any] = list(map(dict.get, records, repeat("raw_inputs")))
+    raw_json: list[str | None] = raws
+    if any(x is not None for x in raws):  # rare: record by record
+        try:
+            raw_json = [
+                None if x is None else to_json(_fields(x, spec.raw_inputs, "raw_inputs", i))
+                for i, x in enumerate(raws)
+            ]
+        except InvalidInputError:
+            return None
+    stamps: list[Any] = list(map(dict.get, records, repeat("timestamp")))
+    kinds = set(map(type, stamps))
+    if kinds == {float}:
+        ts, explicit = stamps, [True] * n
+        if not np.isfinite(np.asarray(stamps)).all():
+            return None
+    else:
+        now = time.time()
+        try:
+            ts = [now if x is None else parse_time(x, "timestamp") for x in stamps]
+        except InvalidInputError:
+            return None
+        explicit = [x is not None for x in stamps]
+    feats_json, preds_json = _dump_each(feats), _dump_each(preds)
+    if feats_json is None or preds_json is None:
+        return None
+    # the digest of "features NUL predictions", as the record-by-record pass makes it
+    data = map(str.encode, map("%s\x00%s".__mod__, zip(feats_json, preds_json, strict=True)))
+    digests = list(map(_HEX, map(_BLAKE16, data)))
+    dict_fields = spec.dict_fields
+    dict_values = (
+        [{f: p.get(f) for f in dict_fields if f in p} for p in preds]
+        if len(dict_fields) != 1
+        else [{f: p[f]} if f in p else {} for f in dict_fields for p in preds]
+    )
+    return list(
+        map(
+            PredictionRow,
+            ids,
+            ts,
+            explicit,
+            digests,
+            feats_json,
+            preds_json,
+            raw_json,
+            feats,
+            dict_values,
+        )
+    )
+
+
+def _plain(dicts: list[dict[Any, Any]], kinds: dict[str, str], *, skip_dicts: bool) -> bool:
+    """Whether every value of ``dicts`` is one ``_fields`` keeps as it is: judged per key
+    layout and per column (value types, numeric floats finite by their sum, str without
+    lone surrogates). ``skip_dicts``: leave dict fields to ``encode_dicts``."""
+    keys = list(map(tuple, dicts))
+    if keys.count(keys[0]) == len(keys):  # one layout (compared, not hashed)
+        groups = {keys[0]: dicts}
+    else:
+        groups = {k: [] for k in keys}
+        for k, d in zip(keys, dicts, strict=True):
+            groups[k].append(d)
+    for layout, group in groups.items():
+        if not layout:
+            continue
+        for name, column in zip(layout, zip(*map(dict.values, group), strict=True), strict=True):
+            kind = kinds.get(name) if type(name) is str else None
+            if kind is None:
+                return False
+            if skip_dicts and kind == "dict":
+                continue
+            types = set(map(type, column))
+            types.discard(_NONE)
+            if not types <= _AS_IS.get(kind, frozenset()):
+                return False
+            if float in types:  # numeric: finite if and only if the sum is (or overflows)
+                try:
+                    if not math.isfinite(sum(filter(None, column))):
+                        return False
+                except OverflowError:
+                    return False
+            if str in types and kind in _STR_KINDS:
+                strs = column if len(types) == 1 and None not in column else filter(_is_str, column)
+                if _SURROGATE.search("".join(strs)):
+                    return False
+    return True
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _dump_each(dicts: list[dict[Any, Any]]) -> list[str] | None:
+    """The JSON of each dict (as ``pydantic_core.to_json`` gives it for plain values):
+    one orjson call for the whole list, split at the ``},{`` between its items when no
+    item holds that text itself; None when one is not JSON."""
+    try:
+        blob = orjson.dumps(dicts).decode()
+    except orjson.JSONEncodeError:
+        return None
+    inner = blob[2:-2].split("},{")
+    if len(inner) == len(dicts):
+        return list(map("{%s}".__mod__, inner))
+    return [orjson.dumps(d).decode() for d in dicts]
 
 
 def _parse_predictions(
@@ -398,6 +539,9 @@ def encode_dicts(
     keys come in the same order as an earlier row's reuse its column lookup.
     """
     known = set(declared) if declared is not None else None
+    fast = _encode_columns(values, known, policy, binary)
+    if fast is not None:
+        return fast
     index: dict[str, int] = {}
     unseen: dict[str, list[int]] = {}
     layouts: dict[tuple[Any, ...], tuple[list[int], list[int] | None, list[str]]] = {}
@@ -447,6 +591,73 @@ def encode_dicts(
         out[row_of, cols] = v
         present[row_of, cols] = True
     return DictBatch(labels, out, present, has, unseen)
+
+
+def _encode_columns(
+    values: Sequence[Any], known: set[str] | None, policy: str, binary: bool
+) -> DictBatch | None:
+    """``encode_dicts`` of plain dicts (float or int values, a few key orders) per key
+    order, with whole-array NumPy; None on any doubt (the row-wise loop then decides and
+    names the error). The same labels in the same order, the same arrays."""
+    if type(values) is not list:
+        return None
+    n = len(values)
+    types = set(map(type, values))
+    if not types <= {dict, _NONE}:
+        return None
+    if _NONE in types:
+        rows = [i for i, v in enumerate(values) if v is not None]
+        dicts = [values[i] for i in rows]
+    else:
+        rows, dicts = list(range(n)), values
+    keys = list(map(tuple, dicts))
+    groups: dict[tuple[Any, ...], list[int]]
+    if keys and keys.count(keys[0]) == len(keys):  # one key order (compared, not hashed)
+        groups = {keys[0]: rows}
+    else:
+        order = dict.fromkeys(keys)  # key orders, by first row: labels are numbered so
+        if len(order) > 64:
+            return None
+        groups = {k: [] for k in order}
+        for k, i in zip(keys, rows, strict=True):
+            groups[k].append(i)
+    index: dict[str, int] = {}
+    parts = []
+    try:
+        for layout, members in groups.items():
+            parts.append((layout, members, _layout(layout, index, known, policy, "", 0)))
+    except InvalidInputError:
+        return None
+    out = np.zeros((n, len(index)))
+    present = np.zeros((n, len(index)), dtype=bool)
+    has = np.zeros(n, dtype=bool)
+    has[rows] = True
+    unseen: dict[str, list[int]] = {}
+    for layout, members, (cols, keep, extra) in parts:
+        if not layout:
+            continue
+        group = dicts if len(parts) == 1 else [values[i] for i in members]
+        flat = list(chain.from_iterable(map(dict.values, group)))
+        if not set(map(type, flat)) <= _SCORE_TYPES:
+            return None
+        try:
+            v = np.asarray(flat, dtype=np.float64).reshape(len(members), len(layout))
+        except OverflowError:
+            return None
+        if keep is not None:
+            v = v[:, keep]
+        with np.errstate(invalid="ignore"):
+            ok = (v == 0) | (v == 1) if binary else (v >= 0) & (v <= 1)
+        if not ok.all():
+            return None
+        at = np.asarray(members, dtype=np.intp)[:, None]
+        out[at, cols] = v
+        present[at, cols] = True
+        for label in extra:
+            unseen.setdefault(label, []).extend(members)
+    for where in unseen.values():
+        where.sort()
+    return DictBatch(list(index), out, present, has, unseen)
 
 
 def _layout(
@@ -578,16 +789,89 @@ def segment_value(value: Any) -> str | None:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def row_segments(
+    feature_values: Sequence[Mapping[str, Any]], features: Sequence[str]
+) -> tuple[list[tuple[tuple[str, str], ...]], list[str]]:
+    """Each row's ``(feature, segment value)`` pairs over ``features`` and their JSON text
+    (``"[]"`` for none); both computed once per distinct combination of values."""
+    n = len(feature_values)
+    columns: list[list[Any]] = []
+    pairs: list[dict[Any, tuple[str, str] | None]] = []
+    for feature in features:
+        values = [v.get(feature) for v in feature_values]
+        keys: list[Any] = list(zip(map(type, values), values, strict=True))  # True, 1 differ
+        try:
+            distinct = dict.fromkeys(keys)
+        except TypeError:  # an unhashable value: one by one
+            keys, distinct = list(range(n)), dict.fromkeys(range(n))
+            values_of = dict(enumerate(values))
+        else:
+            values_of = {k: k[1] for k in distinct}
+        pairs.append(
+            {
+                k: None if (x := segment_value(values_of[k])) is None else (feature, x)
+                for k in distinct
+            }
+        )
+        columns.append(keys)
+    combos: list[Any] = list(zip(*columns, strict=True)) if columns else [()] * n
+    segs_of = {
+        c: tuple(p for p in map(dict.__getitem__, pairs, c) if p is not None)
+        for c in dict.fromkeys(combos)
+    }
+    texts_of = {c: to_json(list(sg)) if sg else "[]" for c, sg in segs_of.items()}
+    return list(map(segs_of.__getitem__, combos)), list(map(texts_of.__getitem__, combos))
+
+
+def prediction_tuples(
+    vid: int,
+    env: str,
+    rows: Sequence[PredictionRow],
+    buckets: Sequence[int],
+    segments: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """``lw_predictions`` rows in column order (built with C-level maps)."""
+
+    def column(name: str) -> list[Any]:
+        return list(map(operator.attrgetter(name), rows))
+
+    n = len(rows)
+    return list(
+        zip(
+            repeat(vid, n),
+            repeat(env, n),
+            column("id"),
+            column("ts"),
+            buckets,
+            column("digest"),
+            column("features"),
+            column("predictions"),
+            column("raw_inputs"),
+            segments,
+            strict=True,
+        )
+    )
+
+
 def group_rows(
     buckets: Sequence[int], segments: Sequence[Sequence[tuple[str, str]]]
 ) -> dict[CellKey, npt.NDArray[np.intp]]:
-    """Rows of each cell: the whole traffic of each hour, and each segment of each hour."""
-    groups: dict[CellKey, list[int]] = {}
-    for i, (bucket, segs) in enumerate(zip(buckets, segments, strict=True)):
-        groups.setdefault(("", "", bucket), []).append(i)
+    """Rows of each cell: the whole traffic of each hour, and each segment of each hour.
+
+    Rows are grouped by their (hour, segments) combination first (few: one dict look-up
+    a row), then each combination's rows go to its cells."""
+    combos = list(zip(buckets, map(tuple, segments), strict=True))
+    codes = {k: j for j, k in enumerate(dict.fromkeys(combos))}
+    code = np.fromiter(map(codes.__getitem__, combos), dtype=np.intp, count=len(combos))
+    order = np.argsort(code, kind="stable")
+    starts = np.searchsorted(code[order], np.arange(len(codes) + 1))
+    parts: dict[CellKey, list[npt.NDArray[np.intp]]] = {}
+    for (bucket, segs), j in codes.items():
+        members = order[starts[j] : starts[j + 1]]
+        parts.setdefault(("", "", bucket), []).append(members)
         for feature, value in segs:
-            groups.setdefault((feature, value, bucket), []).append(i)
-    return {k: np.asarray(v, dtype=np.intp) for k, v in groups.items()}
+            parts.setdefault((feature, value, bucket), []).append(members)
+    return {k: v[0] if len(v) == 1 else np.sort(np.concatenate(v)) for k, v in parts.items()}
 
 
 def score_delta(

@@ -25,7 +25,8 @@ __all__ = ["make_engine", "upgrade", "write_transaction"]
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``: ``sqlite:///path`` (WAL, synchronous=FULL) or PostgreSQL."""
+    """An engine for ``url``: ``sqlite:///path`` (WAL, synchronous=FULL, a 64 MiB page
+    cache) or PostgreSQL."""
     if not isinstance(url, str) or "://" not in url:
         raise InvalidInputError(
             "url",
@@ -55,6 +56,12 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # acknowledged writes survive kill -9
             cur.execute("PRAGMA foreign_keys=ON")
+            # 64 MiB of page cache (default 2 MiB), filled as pages are read: the primary
+            # key index of lw_predictions outgrows 2 MiB at ~100,000 predictions, and each
+            # batch insert then reads its pages back (executemany 80 ms instead of 45 ms
+            # per 5,000 rows at 200,000 stored). Synchronous stays FULL: in WAL mode NORMAL
+            # saved no time per batch once checkpoints (which sync anyway) were counted.
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +34,8 @@ from labelwatch.monitor._ingest import (
     PredictionRow,
     encode_dicts,
     group_rows,
-    segment_value,
-    to_json,
+    prediction_tuples,
+    row_segments,
 )
 from labelwatch.monitor._schema import VersionSpec
 
@@ -134,10 +133,12 @@ def write_predictions(
 ) -> dict[str, int]:
     """Store the new predictions of a validated batch and add them to their cells;
     duplicates are skipped, a conflicting record raises ``ConflictError``."""
-    stored = stored_predictions(conn, vid, environment, [r.id for r in rows])
-    new: list[int] = []
+    ids = [r.id for r in rows]
+    stored = stored_predictions(conn, vid, environment, ids)
+    fresh = not stored and len(set(ids)) == len(ids)  # the common case: all new
+    new: list[int] = list(range(len(rows))) if fresh else []
     first: dict[str, int] = {}
-    for i, r in enumerate(rows):
+    for i, r in enumerate(() if fresh else rows):
         if r.id in stored:
             digest, ts = stored[r.id]
             if (r.explicit_ts and ts != r.ts) or (
@@ -237,32 +238,10 @@ def insert_predictions(
             )
         ):
             pending[r.pred_id] = json.loads(r.actuals)
-    buckets = (np.array([rows[i].ts for i in new]) // 3600).astype(np.int64).tolist()
-    row_segs: list[list[tuple[str, str]]] = [[] for _ in new]
-    for feature in segs:
-        for k, i in enumerate(new):
-            value = segment_value(rows[i].feature_values.get(feature))
-            if value is not None:
-                row_segs[k].append((feature, value))
-    insert_many(
-        conn,
-        t.predictions,
-        [
-            (
-                vid,
-                env,
-                rows[i].id,
-                rows[i].ts,
-                b,
-                rows[i].digest,
-                rows[i].features,
-                rows[i].predictions,
-                rows[i].raw_inputs,
-                to_json(sg) if sg else "[]",
-            )
-            for i, b, sg in zip(new, buckets, row_segs, strict=True)
-        ],
-    )
+    kept = [rows[i] for i in new]
+    buckets = (np.array([r.ts for r in kept]) // 3600).astype(np.int64).tolist()
+    row_segs, seg_texts = row_segments([r.feature_values for r in kept], segs)
+    insert_many(conn, t.predictions, prediction_tuples(vid, env, kept, buckets, seg_texts))
     groups = group_rows(buckets, row_segs)
     for f in spec.dict_fields:
         pred = take(batches[f], idx)
@@ -449,5 +428,8 @@ def mark_touched(conn: Connection, vid: int, environment: str, buckets: Sequence
         now = time.time()
         conn.execute(
             sa.insert(t.touched),
-            [{"version_id": vid, "environment": environment, "bucket": b, "at": now} for b in distinct],
+            [
+                {"version_id": vid, "environment": environment, "bucket": b, "at": now}
+                for b in distinct
+            ],
         )

@@ -17,8 +17,11 @@ import gc
 import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from itertools import chain, compress, repeat
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
@@ -27,10 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from labelwatch.errors import LabelwatchError
+from labelwatch.monitor._ingest import parse_time
 from labelwatch.server._auth import SCOPES, TokenCache
 from labelwatch.server._errors import jsonable
 
-__all__ = ["FastIngestRoute", "fast_records"]
+__all__ = ["FastIngestRoute", "fast_records", "seconds"]
 
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _MAX_NAME = 255
@@ -51,6 +55,14 @@ class _Fallback(Exception):
 
 def _names_ok(keys: set[tuple[Any, ...]]) -> bool:
     return all(type(k) is str and 0 < len(k) <= _MAX_NAME for ks in keys for k in ks)
+
+
+def _layouts(dicts: list[dict[Any, Any]]) -> set[tuple[Any, ...]]:
+    """The distinct key orders of ``dicts`` (most often one: compared, not hashed)."""
+    keys = list(map(tuple, dicts))
+    if keys and keys.count(keys[0]) == len(keys):
+        return {keys[0]}
+    return set(keys)
 
 
 def fast_records(kind: str, body: bytes, max_batch: int) -> tuple[str, list[dict[str, Any]]]:
@@ -77,55 +89,80 @@ def fast_records(kind: str, body: bytes, max_batch: int) -> tuple[str, list[dict
         or len(records) > max_batch
     ):
         raise _Fallback
+    if not set(map(type, records)) <= {dict}:
+        raise _Fallback
+    # column-wise (C-level maps over the batch, no Python per record or value)
     scores_key, values_keys = _SCORES[kind], _VALUES[kind]
     names: set[tuple[Any, ...]] = set()
     scores: list[Any] = []  # every score of every dict, type-checked at once
     values: list[Any] = []  # every value of the records' other field dicts
-    stamped: list[dict[str, Any]] = []
-    for rec in records:
-        if type(rec) is not dict:
+    if scores_key is not None:
+        fields: list[Any] = list(map(dict.get, records, repeat(scores_key)))
+        if records and set(map(type, fields)) != {dict}:
             raise _Fallback
-        if scores_key is not None:
-            fields = rec.get(scores_key)
-            if type(fields) is not dict:
-                raise _Fallback
-            names.add(tuple(fields))
-            for value in fields.values():
-                if type(value) is dict:
-                    names.add(tuple(value))
-                    scores += value.values()
-                else:
-                    values.append(value)
-        for key in values_keys:
-            part = rec.get(key)
-            if part is None:
-                continue
-            if type(part) is not dict:
-                raise _Fallback
-            names.add(tuple(part))
-            values += part.values()
-        if "timestamp" in rec:
-            stamped.append(rec)
+        names |= _layouts(fields)
+        inner = list(chain.from_iterable(map(dict.values, fields)))
+        dicts = [v for v in inner if type(v) is dict]
+        if dicts:
+            names |= _layouts(dicts)
+            scores = list(chain.from_iterable(map(dict.values, dicts)))
+            values = [v for v in inner if type(v) is not dict]
+        else:
+            values = inner
+    for key in values_keys:
+        parts = [p for p in map(dict.get, records, repeat(key)) if p is not None]
+        if not set(map(type, parts)) <= {dict}:
+            raise _Fallback
+        names |= _layouts(parts)
+        values += chain.from_iterable(map(dict.values, parts))
     # nested dicts (the model checks their key names), bool scores: the model's error
     score_types = set(map(type, scores))
     if not set(map(type, values)) <= _FLAT_VALUES or not score_types <= {float, int}:
         raise _Fallback
     if int in score_types:  # the model reads an int score as a float
         for rec in records:
-            fields = rec[scores_key]
-            for name, value in fields.items():
+            part = rec[scores_key]
+            for name, value in part.items():
                 if type(value) is dict:
-                    fields[name] = {k: float(v) for k, v in value.items()}
+                    part[name] = {k: float(v) for k, v in value.items()}
     if not _names_ok(names):
         raise _Fallback
-    if stamped:  # read as the model reads them (numbers: seconds or milliseconds)
-        try:
-            times = _TIMES.validate_python([rec["timestamp"] for rec in stamped])
-        except ValidationError:
-            raise _Fallback from None
-        for rec, ts in zip(stamped, times, strict=True):
+    stamped = list(compress(records, map(dict.__contains__, records, repeat("timestamp"))))
+    if stamped:
+        stamps = list(map(itemgetter("timestamp"), stamped))
+        for rec, ts in zip(stamped, seconds(stamps), strict=True):
             rec["timestamp"] = ts
     return environment, records
+
+
+# Below this many seconds (the year 2255), pydantic reads a number as seconds and
+# ``(floor * 10**6 + microseconds) / 10**6`` is exact in float64.
+_PLAIN_SECONDS = 9e9
+
+
+def seconds(stamps: list[Any]) -> list[float | None]:
+    """Seconds since the epoch of timestamps, as the monitor reads the datetimes the body
+    model makes of them (numbers: seconds, or milliseconds past 2e10; ISO text); raises
+    ``_Fallback`` for what the model refuses.
+
+    Numbers below ``_PLAIN_SECONDS`` are converted in NumPy as pydantic converts them
+    (rounded to the microsecond, half up; tested against it), others by pydantic."""
+    if set(map(type, stamps)) <= {float, int}:
+        try:
+            x = np.asarray(stamps, dtype=np.float64)
+        except OverflowError:
+            x = np.full(1, np.inf)
+        if (np.abs(x) < _PLAIN_SECONDS).all():
+            whole = np.floor(x)
+            micro = np.floor((x - whole) * 1e6 + 0.5)
+            out: list[float | None] = ((whole * 1e6 + micro) / 1e6 + 0.0).tolist()
+            return out
+    try:
+        times = _TIMES.validate_python(stamps)
+    except ValidationError:
+        raise _Fallback from None
+    # as the monitor reads the model's datetimes
+    return [None if ts is None else parse_time(ts, "timestamp") for ts in times]
 
 
 def _bearer_level(request: Request) -> int | None:
