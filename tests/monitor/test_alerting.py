@@ -529,3 +529,38 @@ def test_query_and_webhook_errors_name_the_parameter(mon: Monitor) -> None:
     res = mon.drift("m", "v1", start=T0, end=T0 + 6 * H,
                     baseline={"start": T0 - 48 * H, "end": T0 - 24 * H})
     assert res["entries"] == [] and res["note"] == "the baseline has no data"
+
+
+def test_cooccurrence_drift_flags_the_pair_that_started_to_go_together(mon: Monitor) -> None:
+    """Production couples l4 and l5 (one shared draw, same marginals): the actual
+    co-occurrence monitor flags exactly that pair; cardinality drift is exact there."""
+    _version(mon)
+    rng = np.random.default_rng(15)
+    _r, s_base, y_base = _traffic(rng, 4000, 0, prefix="b")
+    _baseline(mon, s_base, y_base)
+    recs, s, y = _traffic(rng, 4000, 5, prefix="p")
+    u = rng.random(len(s))
+    y[:, 4] = u < s[:, 4]
+    y[:, 5] = u < s[:, 5]
+    mon.log_predictions("m", "v1", "production", recs)
+    mon.log_actuals("m", "v1", "production", _actuals(recs, y))
+    mon.apply_monitors([
+        # significant and a change of the pair's share above 0.05 (a pair's share also
+        # moves with its labels' prevalences: sampling noise alone flags small changes)
+        {"name": "pairs", "model_id": "m", "model_version": "v1",
+         "metric": "cooccurrence_drift", "window": "1d",
+         "condition": {"significant": True, "value": 0.05}},
+        {"name": "card", "model_id": "m", "model_version": "v1",
+         "metric": "cardinality_drift", "window": "1d"},
+    ])
+    runs = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 12 * H)}
+    flagged = [e["label"] for e in runs["pairs"]["entries"] if e["status"] == "breach"]
+    assert flagged == ["l4&l5"]
+    [pair] = [e for e in runs["pairs"]["entries"] if e["label"] == "l4&l5"]
+    both = float((y[:, 4] & y[:, 5]).mean())
+    assert pair["current"] == pytest.approx(both)
+    assert len(runs["pairs"]["entries"]) == len(NAMES) * (len(NAMES) - 1) // 2
+    [card] = runs["card"]["entries"]
+    assert card["value"] == pytest.approx(
+        float((s > 0.5).sum(axis=1).mean() - (s_base > 0.5).sum(axis=1).mean())
+    )

@@ -637,3 +637,41 @@ def test_segment_values_beyond_an_identifier_are_stored_by_digest(mon: Monitor) 
     assert _n(_sketch(mon, segment=("country", "US"))) == 1
     assert _n(_sketch(mon, segment=("country", "x" * 299))) == 0
     assert _n(_sketch(mon)) == 4
+
+
+def test_cooccurrence_cells_equal_sample_stats_of_the_rows(mon: Monitor) -> None:
+    """Predicted pairs of every prediction and actual pairs of the labelled ones, with
+    early and late actuals, retries and a segment: equal to ``SampleStats.from_arrays``
+    on the same rows (and a plain loop for one pair)."""
+    _version(mon)
+    preds = make_predictions(300, hours=3)
+    acts = make_actuals(preds[:240])
+    mon.log_actuals("movies", "v1", "production", acts[:60])  # early
+    mon.log_predictions("movies", "v1", "production", preds[:200])
+    mon.log_predictions("movies", "v1", "production", preds[150:])  # a retried overlap
+    mon.log_actuals("movies", "v1", "production", acts[60:])  # late
+    stats = mon.sample_stats("movies", "v1", "production", "genres", cooccurrence=True)
+    names = list(stats.labels)
+    scores = np.array([[p["predictions"]["genres"].get(x, 0.0) for x in names] for p in preds])
+    by_id = {a["id"]: a["actuals"]["genres"] for a in acts}
+    labelled = np.array([p["id"] in by_id for p in preds])
+    truth = np.array(
+        [[float(by_id.get(p["id"], {}).get(x, 0)) for x in names] for p in preds]
+    ) > 0.5
+    oracle = SampleStats.from_arrays(names, scores, None, thresholds=0.5)
+    assert stats.predicted_cooccurrence is not None and stats.actual_cooccurrence is not None
+    assert np.array_equal(stats.predicted_cooccurrence, oracle.predicted_cooccurrence)
+    y = truth[labelled].astype(float)
+    assert np.array_equal(stats.actual_cooccurrence, y.T @ y)
+    i, j = names.index("action"), names.index("drama")
+    both = sum((s[i] > 0.5) and (s[j] > 0.5) for s in scores)
+    assert stats.predicted_cooccurrence[i, j] == both
+    # a segment's pairs are its rows' only
+    us = mon.sample_stats("movies", "v1", "production", "genres", segment=("country", "US"),
+                          cooccurrence=True)
+    rows = np.array([p["features"]["country"] == "US" for p in preds])
+    p_us = (scores[rows] > 0.5).astype(float)
+    assert np.array_equal(us.predicted_cooccurrence, p_us.T @ p_us)
+    y_us = truth[rows & labelled].astype(float)
+    assert np.array_equal(us.actual_cooccurrence, y_us.T @ y_us)
+    assert mon.sample_stats("movies", "v1", "production", "genres").actual_cooccurrence is None

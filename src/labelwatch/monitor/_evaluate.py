@@ -31,6 +31,7 @@ from labelwatch.metrics import (
     ScoreSketch,
     benjamini_hochberg,
     cardinality_drift,
+    cooccurrence_drift,
     drift,
     estimate_performance,
     label_changes,
@@ -42,6 +43,7 @@ from labelwatch.monitor._cells import merge_counts
 from labelwatch.monitor._ingest import SUM_NAMES
 from labelwatch.monitor._monitors import (
     DISTANCES,
+    DRIFT_METRICS,
     ESTIMATED_METRICS,
     MonitorSpec,
 )
@@ -168,6 +170,7 @@ class Evaluator:
         self._baselines: dict[tuple[Any, ...], tuple[ScoreSketch, SampleStats | None] | None] = {}
         self._calibrations: dict[tuple[Any, ...], Calibration] = {}
         self._wanted: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._stats_cache: dict[tuple[Any, ...], SampleStats | None] = {}
 
     def plan(self, spec: MonitorSpec, now: float) -> None:
         """Note the hours a monitor's coarse reads will cover (its window, the previous
@@ -238,6 +241,19 @@ class Evaluator:
                 w.sums.sum(axis=0) if len(w.sums) else np.zeros(len(SUM_NAMES)),
             )
         return got
+
+    def window_stats(self, spec: MonitorSpec, fld: str, lo: int, hi: int) -> SampleStats | None:
+        """The window's sample sums with co-occurrence (None: no label logged yet)."""
+        key = (*self._key(spec, fld), lo, hi, "pairs")
+        if key not in self._stats_cache:
+            try:
+                self._stats_cache[key] = self.mon.sample_stats(
+                    spec.model_id, spec.model_version, spec.environment, fld,
+                    lo * HOUR, hi * HOUR, spec.segment, cooccurrence=True,
+                )  # fmt: skip
+            except NotFoundError:
+                self._stats_cache[key] = None
+        return self._stats_cache[key]
 
     def coarse_range(self, spec: MonitorSpec, fld: str, lo: int, hi: int) -> _Range:
         """Coarse counts and sums per hour covering ``[lo, hi)`` (read once per run and
@@ -354,13 +370,7 @@ class Evaluator:
         self, spec: MonitorSpec, fld: str, lo: int, hi: int
     ) -> tuple[list[Entry], str | None]:
         metric = spec.metric
-        if metric in DISTANCES or metric in (
-            "prevalence_drift",
-            "predicted_positive_rate_drift",
-            "new_labels",
-            "silent_labels",
-            "cardinality_drift",
-        ):
+        if metric in DRIFT_METRICS:
             return self._drift_entries(spec, fld, lo, hi)
         if metric in ESTIMATED_METRICS:
             return self._estimated_entries(spec, fld, lo, hi)
@@ -560,21 +570,42 @@ class Evaluator:
         base_sk, base_stats = base
         if not base_sk.counts.any():
             return [], "the baseline has no data"
-        cur_sk, sums = self.window_sketch(spec, fld, lo, hi)
+        cur_sk, _sums = self.window_sketch(spec, fld, lo, hi)
         metric, cond = spec.metric, spec.condition
         threshold = cond.value if cond.kind == "significant" else None
-        if metric == "cardinality_drift":
-            cur_stats = self._stats(spec, fld, cur_sk.labels.names, sums)
+        if metric in ("cardinality_drift", "cooccurrence_drift", "predicted_cooccurrence_drift"):
+            # the sample sums with their co-occurrence (exact cardinality variance)
+            cur_stats = self.window_stats(spec, fld, lo, hi)
+            if spec.baseline not in ("training", "test"):
+                base_stats = self.window_stats(spec, fld, *_reference_hours(spec, lo, hi))
             if base_stats is None or cur_stats is None:
                 return [], "no sample sums on one side"
-            res = cardinality_drift(
+            if metric == "cardinality_drift":
+                res = cardinality_drift(
+                    base_stats,
+                    cur_stats,
+                    "predicted",
+                    min_samples=spec.min_samples,
+                    threshold=threshold or 0.0,
+                )
+                return self._from_drift(spec, res, None), None
+            if not base_stats.has_cooccurrence:
+                return [], "the baseline keeps no co-occurrence sums"
+            kind: Literal["actual", "predicted"] = (
+                "actual" if metric == "cooccurrence_drift" else "predicted"
+            )
+            res = cooccurrence_drift(
                 base_stats,
                 cur_stats,
-                "predicted",
+                kind,
                 min_samples=spec.min_samples,
                 threshold=threshold or 0.0,
             )
-            return self._from_drift(spec, res, None), None
+            entries = self._from_drift(spec, res, None)
+            if spec.labels != "all":
+                chosen = set(self._select(spec, fld, cur_sk))
+                entries = [e for e in entries if set(e.label.split("&")) <= chosen]
+            return entries, None
         labels = self._select(spec, fld, cur_sk) if cur_sk.labels.names else []
         if not labels:
             return [], "no labels logged yet"

@@ -8,6 +8,7 @@ sketch cells are written together, or nothing is. Queries read and merge cells o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -52,6 +53,7 @@ from labelwatch.monitor._ingest import (
     parse_time,
     segment_value,
 )
+from labelwatch.monitor._pairs import pair_matrices
 from labelwatch.monitor._queries import (
     COARSE_METRICS,
     SAMPLE_METRICS,
@@ -104,6 +106,7 @@ class _Window:
     blobs: bytes  # the score cells' counts, concatenated
     sum_buckets: npt.NDArray[np.int64]  # per sums cell: its hour
     sums: FloatArray  # (n cells, len(SUM_NAMES))
+    pairs: tuple[FloatArray, FloatArray] | None = None  # (predicted, actual) co-occurrence
 
 
 class Monitor(AlertsMixin):
@@ -619,8 +622,10 @@ class Monitor(AlertsMixin):
         end: Any,
         segment: Segment | None,
         column: Literal["counts", "coarse"] | None,
+        with_pairs: bool = False,
     ) -> _Window:
-        """The window's cells: score cells (their ``column``; None: none) and sums."""
+        """The window's cells: score cells (their ``column``; None: none) and sums, and
+        with ``with_pairs`` the summed co-occurrence matrices."""
         seg = ("", "")
         if segment is not None:
             if not (isinstance(segment, tuple | list) and len(segment) == 2):
@@ -663,6 +668,10 @@ class Monitor(AlertsMixin):
                     *where_sm
                 )
             ).all()
+            pairs = None
+            if with_pairs:
+                positions = {label_id: j for j, label_id in enumerate(field_vocab.values())}
+                pairs = pair_matrices(conn, vid, environment, field, seg, lo, hi, positions)
         ids = {label_id: j for j, label_id in enumerate(field_vocab.values())}
         n = len(score_rows)
         return _Window(
@@ -675,6 +684,7 @@ class Monitor(AlertsMixin):
             sums=np.frombuffer(b"".join(r[1] for r in sum_rows), dtype="<f8").reshape(
                 len(sum_rows), len(SUM_NAMES)
             ),
+            pairs=pairs,
         )
 
     def sketch(
@@ -705,11 +715,22 @@ class Monitor(AlertsMixin):
         start: Any = None,
         end: Any = None,
         segment: Segment | None = None,
+        cooccurrence: bool = False,
     ) -> SampleStats:
-        """The merged ``SampleStats`` (no co-occurrence) of the window, at the field's
-        thresholds; ``hamming_loss`` counts the field's current vocabulary."""
-        w = self._window(model_id, model_version, environment, field, start, end, segment, None)
-        return stats_of(w.spec, field, w.labels, w.sums.sum(axis=0))
+        """The merged ``SampleStats`` of the window, at the field's thresholds;
+        ``hamming_loss`` counts the field's current vocabulary. ``cooccurrence``: with
+        the predicted and actual co-occurrence matrices (from the pair cells)."""
+        w = self._window(
+            model_id, model_version, environment, field, start, end, segment, None,
+            with_pairs=cooccurrence,
+        )
+        stats = stats_of(w.spec, field, w.labels, w.sums.sum(axis=0))
+        if w.pairs is None:
+            return stats
+        predicted, actual = w.pairs
+        return dataclasses.replace(
+            stats, predicted_cooccurrence=predicted, actual_cooccurrence=actual
+        )
 
     def timeseries(
         self,

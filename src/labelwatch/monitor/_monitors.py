@@ -51,6 +51,8 @@ DRIFT_METRICS: tuple[str, ...] = (
     "prevalence_drift",
     "predicted_positive_rate_drift",
     "cardinality_drift",
+    "cooccurrence_drift",
+    "predicted_cooccurrence_drift",
     "new_labels",
     "silent_labels",
 )

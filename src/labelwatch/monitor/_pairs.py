@@ -12,6 +12,7 @@ read, summed and written back under the version's write lock, like the sketch ce
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from labelwatch.monitor import _tables as t
 
-__all__ = ["add_pairs", "decode", "encode", "pair_deltas", "pair_matrices"]
+__all__ = ["add_pairs", "decode", "encode", "field_pairs", "pair_deltas", "pair_matrices"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -97,6 +98,25 @@ def pair_deltas(
         if len(ij):
             out[key] = (ij, v)
     return out
+
+
+def field_pairs(
+    thresholds: Sequence[float],
+    al: Any,
+    groups: dict[CellKey, npt.NDArray[np.intp]],
+    rows: npt.NDArray[np.bool_],
+    vocab: dict[str, int],
+    *,
+    count_predicted: bool,
+) -> dict[CellKey, tuple[IntArray, FloatArray]]:
+    """The pair deltas of an aligned batch (``_cells.Aligned``) over the ``rows`` counted,
+    at the labels' ``thresholds`` (a label is predicted when its score is above it)."""
+    predicted = (al.scores > np.asarray(thresholds, dtype=np.float64)) & al.pred_present
+    picked = {key: g[rows[g]] for key, g in groups.items()}
+    ids = [vocab[x] for x in al.labels]
+    return pair_deltas(
+        predicted, al.actual, al.labeled, picked, ids, count_predicted=count_predicted
+    )
 
 
 def add_pairs(
