@@ -564,3 +564,70 @@ def test_cooccurrence_drift_flags_the_pair_that_started_to_go_together(mon: Moni
     assert card["value"] == pytest.approx(
         float((s > 0.5).sum(axis=1).mean() - (s_base > 0.5).sum(axis=1).mean())
     )
+
+
+def _feature_rows(rng: np.random.Generator, n: int, shift: float) -> list[dict[str, Any]]:
+    years = rng.normal(1995 + shift, 8, size=n).round()
+    countries = rng.choice(["US", "FR", "JP"], p=[0.6, 0.3, 0.1], size=n)
+    return [{"year": float(y), "country": str(c)} for y, c in zip(years, countries, strict=True)]
+
+
+def test_feature_drift_and_missing_rate_from_feature_cells(mon: Monitor) -> None:
+    """Year shifts, country does not: the feature-drift monitor flags only year, with the
+    value of ``feature_drift`` on summaries of the same rows; a fifth of the predictions
+    lack year: the missing-rate monitor says so. The cells' merged summary equals the
+    summary of all rows, byte for byte."""
+    from labelwatch.client._baseline import feature_stats
+    from labelwatch.metrics import CategoricalCounts, NumericSketch, feature_drift
+
+    mon.create_model_version("m", "v1", features={"year": "numeric", "country": "categorical"},
+                             predictions={"genres": "dict"}, segments=["country"])
+    rng = np.random.default_rng(16)
+    base_rows = _feature_rows(rng, 3000, 0.0)
+    types = {"year": "numeric", "country": "categorical"}
+    s_base = rng.random((3000, len(NAMES)))
+    _baseline_stats = feature_stats(base_rows, types)
+    mon.log_baseline("m", "v1", "training", "genres",
+                     ScoreSketch.from_arrays(NAMES, s_base, None, thresholds=[0.5]),
+                     feature_stats=_baseline_stats)
+    prod = _feature_rows(rng, 2000, 15.0)
+    for i in range(0, 2000, 5):
+        del prod[i]["year"]
+    recs = [
+        {"id": f"p{i}", "timestamp": T0 + 3 * H + i, "features": f,
+         "predictions": {"genres": {"l0": 0.5}}}
+        for i, f in enumerate(prod)
+    ]
+    mon.log_predictions("m", "v1", "production", recs[:1200])
+    mon.log_predictions("m", "v1", "production", recs[1200:])
+    years = [f.get("year") for f in prod]
+    whole = NumericSketch.from_values(np.array([np.nan if y is None else y for y in years]))
+    cells = mon.feature_summary("m", "v1", "production", "year", T0, T0 + 24 * H)
+    assert cells is not None and cells.to_bytes() == whole.to_bytes()
+    us = mon.feature_summary("m", "v1", "production", "country", segment=("country", "US"))
+    assert isinstance(us, CategoricalCounts)
+    assert us.counts == {"US": float(sum(f["country"] == "US" for f in prod))}
+    mon.apply_monitors([
+        {"name": "features", "model_id": "m", "model_version": "v1",
+         "metric": "feature_drift", "method": "ks", "window": "1d"},
+        {"name": "features-psi", "model_id": "m", "model_version": "v1",
+         "metric": "feature_drift", "window": "1d", "condition": {"above": 0.2}},
+        {"name": "missing", "model_id": "m", "model_version": "v1", "metric": "missing_rate",
+         "window": "1d", "condition": {"above": 0.1}},
+    ])
+    runs = {r["monitor"]: r for r in mon.run_monitors(now=T0 + 12 * H)}
+    for name in ("features", "features-psi"):
+        flagged = [e["label"] for e in runs[name]["entries"] if e["status"] == "breach"]
+        assert flagged == ["year"], name
+    base_year = NumericSketch.from_dict(_baseline_stats["year"]["sketch"])
+    expected = feature_drift(base_year, whole, method="psi", name="year")
+    [year] = [e for e in runs["features-psi"]["entries"] if e["label"] == "year"]
+    assert year["value"] == pytest.approx(float(expected.value[0]))
+    missing = {e["label"]: e for e in runs["missing"]["entries"]}
+    assert missing["year"]["value"] == pytest.approx(0.2) and missing["year"]["status"] == "breach"
+    assert missing["country"]["value"] == 0.0 and missing["country"]["status"] == "ok"
+    with pytest.raises(InvalidInputError) as err:
+        mon.apply_monitors({"name": "x", "model_id": "m", "model_version": "v1",
+                            "metric": "f1", "features": ["year"],
+                            "condition": {"below": 0.5}})
+    assert err.value.field == "monitors[0].features"

@@ -299,4 +299,6 @@ def test_a_thousand_labels_over_thirty_days_load(signed_in: Watched) -> None:
                 "JSON.parse(document.getElementById('page-data').textContent)"
                 ".overview.series.t.length"
             )
-            assert days >= 30
+            # 30 days of traffic, a few hours a day: the window of the last 30 days holds
+            # 29 to 31 UTC days of it, by the time of day the test runs at
+            assert 29 <= days <= 31

@@ -12,7 +12,7 @@ import numpy as np
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.labels import LabelSpace
-from labelwatch.metrics import SampleStats, ScoreSketch
+from labelwatch.metrics import CategoricalCounts, NumericSketch, SampleStats, ScoreSketch
 
 __all__ = ["build_field_baseline", "feature_stats", "field_thresholds", "split_fields"]
 
@@ -145,9 +145,18 @@ def _number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _category(value: Any) -> str:
+    """A category's text as the monitor's feature cells store it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def feature_stats(features: Any, types: Mapping[str, str]) -> dict[str, Any]:
     """Per feature: ``count`` and ``missing``; numeric ones ``mean``, ``std``, ``min``,
-    ``max``; the others the counts of their ``top`` 20 values."""
+    ``max``; the others the counts of their ``top`` 20 values; numeric, categorical,
+    boolean and string ones their ``sketch`` (``NumericSketch`` / ``CategoricalCounts``
+    as JSON), the baseline of feature drift."""
     out: dict[str, Any] = {}
     for name, values in _columns(features).items():
         kind = types.get(name, "categorical")
@@ -161,8 +170,16 @@ def feature_stats(features: Any, types: Mapping[str, str]) -> dict[str, Any]:
                     mean=float(nums.mean()), std=float(nums.std()), min=float(nums.min()),
                     max=float(nums.max()),
                 )
+            # the mergeable summary feature drift compares production cells with
+            stats["sketch"] = NumericSketch.from_values(
+                np.concatenate([nums, np.full(stats["missing"], np.nan)])
+            ).to_dict()
         elif kind in ("categorical", "boolean", "string"):
-            top = Counter(str(v) for v in present).most_common(_TOP_VALUES)
+            texts = [_category(v) for v in present]
+            top = Counter(texts).most_common(_TOP_VALUES)
             stats["top"] = dict(top)
+            stats["sketch"] = CategoricalCounts.from_values(
+                [*texts, *([None] * stats["missing"])]
+            ).to_dict()
         out[name] = stats
     return out

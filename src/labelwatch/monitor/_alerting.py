@@ -35,6 +35,8 @@ from labelwatch.errors import InvalidInputError, NotFoundError
 from labelwatch.metrics._estimate import Calibration, fit_calibration
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._evaluate import HOUR, Evaluator, RunResult, _subset
+from labelwatch.monitor._feature_cells import SUMMARIZED, Summary, merge_window, summary_from_dict
+from labelwatch.monitor._ingest import segment_value
 from labelwatch.monitor._monitors import ACTUALS_METRICS, DRIFT_METRICS, SEVERITIES, MonitorSpec
 from labelwatch.monitor._schema import check_name, dumps, is_text
 from labelwatch.monitor._store import write_transaction
@@ -282,6 +284,55 @@ class AlertsMixin:
         ]
 
     # --------------------------------------------------------------- queries
+    def feature_summary(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        feature: str,
+        start: Any = None,
+        end: Any = None,
+        segment: Any = None,
+    ) -> Summary | None:
+        """The merged summary (``NumericSketch`` or ``CategoricalCounts``) of a numeric,
+        categorical, boolean or string feature over the hours of ``[start, end)``; None
+        when no prediction falls there."""
+        vid, vspec = self._version(model_id, model_version)
+        check_name(environment, "environment")
+        if vspec.features.get(feature) not in SUMMARIZED:
+            raise InvalidInputError(
+                "feature",
+                "a numeric, categorical, boolean or string feature of the version",
+                feature,
+            )
+        seg = ("", "")
+        if segment is not None:
+            if not (isinstance(segment, tuple | list) and len(segment) == 2):
+                raise InvalidInputError("segment", "a (feature, value) pair or None", segment)
+            value = segment_value(segment[1])
+            seg = (str(segment[0]), value if value is not None else "")
+        lo = None if start is None else math.ceil(_at(start) / HOUR)
+        hi = None if end is None else math.ceil(_at(end) / HOUR)
+        with self._engine.connect() as conn:
+            return merge_window(conn, vid, environment, feature, seg, lo, hi)
+
+    def baseline_features(self, model_id: str, model_version: str, kind: str) -> dict[str, Summary]:
+        """The feature summaries logged with the ``kind`` baseline ({} when none)."""
+        vid, _spec = self._version(model_id, model_version)
+        b = t.baselines
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.c.feature_stats).where(
+                    b.c.version_id == vid, b.c.kind == kind, b.c.feature_stats.is_not(None)
+                )
+            ).all()
+        out: dict[str, Summary] = {}
+        for row in rows:
+            for name, stats in json.loads(row.feature_stats).items():
+                if isinstance(stats, Mapping) and isinstance(stats.get("sketch"), Mapping):
+                    out[name] = summary_from_dict(stats["sketch"])
+        return out
+
     def drift(
         self,
         model_id: str,

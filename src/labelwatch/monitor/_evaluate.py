@@ -34,17 +34,20 @@ from labelwatch.metrics import (
     cooccurrence_drift,
     drift,
     estimate_performance,
+    feature_drift,
     label_changes,
     rate_drift,
 )
 from labelwatch.metrics._drift import DEFAULT_THRESHOLDS
 from labelwatch.metrics._estimate import Calibration
 from labelwatch.monitor._cells import merge_counts
+from labelwatch.monitor._feature_cells import SUMMARIZED
 from labelwatch.monitor._ingest import SUM_NAMES
 from labelwatch.monitor._monitors import (
     DISTANCES,
     DRIFT_METRICS,
     ESTIMATED_METRICS,
+    FEATURE_METRICS,
     MonitorSpec,
 )
 from labelwatch.monitor._queries import (
@@ -370,6 +373,8 @@ class Evaluator:
         self, spec: MonitorSpec, fld: str, lo: int, hi: int
     ) -> tuple[list[Entry], str | None]:
         metric = spec.metric
+        if metric in FEATURE_METRICS:
+            return self._feature_entries(spec, lo, hi)
         if metric in DRIFT_METRICS:
             return self._drift_entries(spec, fld, lo, hi)
         if metric in ESTIMATED_METRICS:
@@ -700,6 +705,73 @@ class Evaluator:
                 else:
                     out.append(self._judge(spec, label, value, n, None, None, prev))
         return out
+
+    # ------------------------------------------------------------- features
+    def _feature_entries(
+        self, spec: MonitorSpec, lo: int, hi: int
+    ) -> tuple[list[Entry], str | None]:
+        """Per feature: its drift against the baseline's summary (Benjamini-Hochberg over
+        the features for the tested methods, ks and chi2), or its missing rate."""
+        vspec = self.mon._version(spec.model_id, spec.model_version)[1]
+        names = (
+            list(spec.features)
+            if spec.features
+            else [f for f, kind in vspec.features.items() if kind in SUMMARIZED]
+        )
+        unknown = [f for f in names if vspec.features.get(f) not in SUMMARIZED]
+        if unknown:
+            return [], f"not a numeric, categorical, boolean or string feature: {unknown[0]}"
+        current = {
+            f: self.mon.feature_summary(
+                spec.model_id, spec.model_version, spec.environment, f,
+                lo * HOUR, hi * HOUR, spec.segment,
+            )
+            for f in names
+        }  # fmt: skip
+        if spec.metric == "missing_rate":
+            out = []
+            for f in names:
+                cur = current[f]
+                total = 0.0 if cur is None else cur.count + cur.missing
+                rate = cur.missing / total if cur is not None and total > 0 else math.nan
+                out.append(self._judge(spec, f, rate, total, None, None, None))
+            return out, None
+        if spec.baseline in ("training", "test"):
+            base = self.mon.baseline_features(spec.model_id, spec.model_version, str(spec.baseline))
+        else:
+            a, b = _reference_hours(spec, lo, hi)
+            base = {
+                f: s
+                for f in names
+                if (s := self.mon.feature_summary(
+                    spec.model_id, spec.model_version, spec.environment, f,
+                    a * HOUR, b * HOUR, spec.segment,
+                )) is not None
+            }  # fmt: skip
+        if not base:
+            return [], f"no feature summaries in the {spec.to_dict()['baseline']} baseline"
+        cond = spec.condition
+        threshold = cond.value if cond.kind == "significant" else None
+        results = []
+        for f in names:
+            if f not in base or current[f] is None or type(base[f]) is not type(current[f]):
+                continue
+            method = spec.method
+            if vspec.features[f] != "numeric" and method in ("ks", "wasserstein"):
+                method = "chi2"  # categories have no order: their test is chi-square
+            results.append(
+                feature_drift(
+                    base[f],
+                    current[f],  # type: ignore[arg-type]
+                    method=method,  # type: ignore[arg-type]
+                    threshold=threshold,
+                    min_samples=spec.min_samples,
+                    name=f,
+                )
+            )
+        if not results:
+            return [], "no feature with data on both sides"
+        return self._from_drift(spec, _concat(results), None), None
 
     # ----------------------------------------------------------- estimation
     def _estimated_entries(

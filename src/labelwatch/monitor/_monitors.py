@@ -36,6 +36,7 @@ from labelwatch.monitor._schema import check_name
 __all__ = [
     "DRIFT_METRICS",
     "ESTIMATED_METRICS",
+    "FEATURE_METRICS",
     "METRICS",
     "SEVERITIES",
     "VOLUME_METRICS",
@@ -55,17 +56,22 @@ DRIFT_METRICS: tuple[str, ...] = (
     "predicted_cooccurrence_drift",
     "new_labels",
     "silent_labels",
+    "feature_drift",
 )
+# per feature: drift of its values, share of predictions without it
+FEATURE_METRICS: tuple[str, ...] = ("feature_drift", "missing_rate")
+FEATURE_METHODS = ("psi", "js", "hellinger", "ks", "wasserstein", "chi2")
 # confidence-based performance estimation (no actuals needed)
 ESTIMATED_METRICS: tuple[str, ...] = ("estimated_precision", "estimated_recall", "estimated_f1")
-# whole-field counts: predictions in the window, share of predictions without the field
-VOLUME_METRICS: tuple[str, ...] = ("volume", "missing_rate")
+# whole-field counts: predictions in the window
+VOLUME_METRICS: tuple[str, ...] = ("volume",)
 METRICS: tuple[str, ...] = (
     *(m for m in SKETCH_METRICS if m != "count"),
     *SAMPLE_METRICS,
     *ESTIMATED_METRICS,
     *DRIFT_METRICS,
     *VOLUME_METRICS,
+    "missing_rate",
 )
 # metrics with one value for the whole field (no per-label entries)
 FIELD_METRICS: tuple[str, ...] = (*SAMPLE_METRICS, *VOLUME_METRICS, "cardinality_drift")
@@ -99,6 +105,8 @@ _KEYS = frozenset(
         "every",
         "enabled",
         "description",
+        "features",
+        "method",
     }
 )
 
@@ -250,6 +258,8 @@ class MonitorSpec:
     every_hours: int = 1
     enabled: bool = True
     description: str = ""
+    features: tuple[str, ...] | None = None  # feature metrics: these (None: all summarized)
+    method: str = "psi"  # feature_drift's distance
 
     @property
     def per_label(self) -> bool:
@@ -279,7 +289,7 @@ class MonitorSpec:
             raise InvalidInputError(f"{what}.metric", f"one of {list(METRICS)}", metric)
         average = data.get("average")
         if average is not None:
-            if metric in FIELD_METRICS or metric in DRIFT_METRICS:
+            if metric in FIELD_METRICS or metric in DRIFT_METRICS or metric in FEATURE_METRICS:
                 raise InvalidInputError(
                     f"{what}.average",
                     f"null: {metric!r} has no per-label values to average",
@@ -361,6 +371,22 @@ class MonitorSpec:
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
             raise InvalidInputError(f"{what}.enabled", "true or false", enabled)
+        features = data.get("features")
+        if features is not None:
+            if metric not in FEATURE_METRICS:
+                raise InvalidInputError(
+                    f"{what}.features", f"only with {' or '.join(FEATURE_METRICS)}", features
+                )
+            if not isinstance(features, list | tuple) or not features:
+                raise InvalidInputError(f"{what}.features", "a list of feature names", features)
+            features = tuple(
+                check_name(x, f"{what}.features[{i}]") for i, x in enumerate(features)
+            )
+        method = data.get("method", "psi")
+        if method not in FEATURE_METHODS or (method != "psi" and metric != "feature_drift"):
+            raise InvalidInputError(
+                f"{what}.method", f"for feature_drift, one of {list(FEATURE_METHODS)}", method
+            )
         description = data.get("description", "")
         if not isinstance(description, str):
             raise InvalidInputError(f"{what}.description", "a str", description)
@@ -382,6 +408,8 @@ class MonitorSpec:
             every_hours=every,
             enabled=enabled,
             description=description,
+            features=features,
+            method=method,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -412,6 +440,8 @@ class MonitorSpec:
             "every": _duration_text(self.every_hours),
             "enabled": self.enabled,
             "description": self.description,
+            "features": None if self.features is None else list(self.features),
+            "method": self.method,
         }
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "baselines",
     "deliveries",
     "environments",
+    "feature_cells",
     "incidents",
     "labels",
     "metadata",
@@ -154,6 +155,19 @@ pair_cells = sa.Table(
     sa.Column("seg_value", sa.String(255), primary_key=True),
     sa.Column("bucket", sa.Integer, primary_key=True),
     sa.Column("pairs", sa.LargeBinary, nullable=False),
+)
+
+# feature summaries per cell (see _feature_cells.py)
+feature_cells = sa.Table(
+    "lw_feature_cells",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(255), primary_key=True),
+    sa.Column("feature", sa.String(255), primary_key=True),
+    sa.Column("seg_feature", sa.String(255), primary_key=True),
+    sa.Column("seg_value", sa.String(255), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("summary", sa.LargeBinary, nullable=False),
 )
 
 baselines = sa.Table(

@@ -28,6 +28,7 @@ from labelwatch.monitor._cells import (
     insert_many,
     take,
 )
+from labelwatch.monitor._feature_cells import add_feature_cells, feature_deltas
 from labelwatch.monitor._ingest import (
     ActualRow,
     DictBatch,
@@ -244,6 +245,8 @@ def insert_predictions(
     row_segs, seg_texts = row_segments([r.feature_values for r in kept], segs)
     insert_many(conn, t.predictions, prediction_tuples(vid, env, kept, buckets, seg_texts))
     groups = group_rows(buckets, row_segs)
+    features = feature_deltas(spec, [r.feature_values for r in kept], groups)
+    add_feature_cells(conn, vid, env, features)
     for f in spec.dict_fields:
         pred = take(batches[f], idx)
         act = None
