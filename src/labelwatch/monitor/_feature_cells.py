@@ -44,13 +44,24 @@ def _category(value: Any) -> Any:
     return str(value)
 
 
+def _column(kind: str, values: Sequence[Any]) -> Any:
+    """A feature's column, converted once per batch: floats (NaN: missing) or texts."""
+    if kind == "numeric":
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = [_category(v) for v in values]
+    return out
+
+
 def summarize(kind: str, values: Sequence[Any]) -> Summary:
     """The summary of one cell's values of a feature of type ``kind``."""
+    return _summarize(kind, _column(kind, values))
+
+
+def _summarize(kind: str, column: Any) -> Summary:
     if kind == "numeric":
-        return NumericSketch.from_values(
-            np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-        )
-    return CategoricalCounts.from_values([_category(v) for v in values])
+        return NumericSketch.from_values(column)
+    return CategoricalCounts.from_values(column)
 
 
 def feature_deltas(
@@ -63,10 +74,12 @@ def feature_deltas(
     for feature, kind in spec.features.items():
         if kind not in SUMMARIZED:
             continue
-        column = [v.get(feature) for v in feature_values]
+        column = _column(kind, [v.get(feature) for v in feature_values])
         for key, rows in groups.items():
-            if len(rows):
-                out[(feature, key)] = summarize(kind, [column[i] for i in rows])
+            if not len(rows):
+                continue
+            part = column if len(rows) == len(column) else column[rows]
+            out[(feature, key)] = _summarize(kind, part)
     return out
 
 
