@@ -11,7 +11,6 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import Monitor
 from labelwatch.monitor._alerting import sign
 from labelwatch.monitor._monitors import MonitorSpec, parse_specs
+from tests.webhooks import Receiver
 
 T0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC
 H = 3600.0
@@ -259,46 +259,14 @@ def test_relative_change_and_anomaly_of_volume(mon: Monitor) -> None:
 
 
 # --------------------------------------------------------------- webhooks
-class _Receiver:
-    """A local HTTP server recording POSTs; answers 500 to the first ``fail`` of them."""
-
-    def __init__(self, fail: int = 1) -> None:
-        self.fail = fail
-        self.calls: list[tuple[dict[str, str], bytes, int]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # the http.server API's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(outer.calls) < outer.fail else 204
-                outer.calls.append((dict(self.headers), body, status))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    with _Receiver(fail=1) as r:
+def receiver() -> Iterator[Receiver]:
+    with Receiver(fail=1) as r:
         yield r
 
 
 def test_a_breach_delivers_one_signed_webhook_retried_after_a_failure(
-    mon: Monitor, receiver: _Receiver
+    mon: Monitor, receiver: Receiver
 ) -> None:
     _version(mon)
     hook = mon.create_webhook("ops", receiver.url, secret="s3cret-value", min_severity="medium")
@@ -476,7 +444,7 @@ def test_concurrent_schedulers_run_each_due_monitor_and_send_each_webhook_once(
     claim each due monitor and each delivery: one evaluation, one incident, one POST."""
     mons = [Monitor(db_url) for _ in range(4)]
     try:
-        with _Receiver(fail=0) as receiver:
+        with Receiver(fail=0) as receiver:
             _version(mons[0])
             mons[0].create_webhook("ops", receiver.url, secret="12345678")
             recs, _s, _y = _traffic(np.random.default_rng(13), 50, 0, prefix="p")

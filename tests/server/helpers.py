@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -120,39 +119,6 @@ def create_token(db_url: str, scope: str) -> str:
         check=True, capture_output=True, text=True, timeout=60,
     ).stdout
     return out.strip().splitlines()[-1]
-
-
-class Receiver:
-    """A local webhook receiver in a thread: records each POST (headers, body, status)
-    and answers 500 to the first ``fail`` of them, 204 after."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail = fail
-        self.calls: list[tuple[dict[str, str], bytes, int]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(outer.calls) < outer.fail else 204
-                outer.calls.append((dict(self.headers), body, status))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def wait_for(check: Any, timeout: float = 60.0, what: str = "a condition") -> Any:

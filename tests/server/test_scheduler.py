@@ -16,7 +16,8 @@ import pytest
 from labelwatch.monitor import Monitor
 from labelwatch.server import create_app
 from labelwatch.server._scheduler import Scheduler
-from tests.server.helpers import Receiver, ServeProcess, ThreadServer, wait_for
+from tests.server.helpers import ServeProcess, ThreadServer, wait_for
+from tests.webhooks import Receiver
 
 
 def test_serve_opens_an_incident_and_delivers_a_signed_webhook_after_a_retry(

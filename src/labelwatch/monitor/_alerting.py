@@ -36,7 +36,7 @@ from labelwatch.metrics._estimate import Calibration, fit_calibration
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._evaluate import HOUR, Evaluator, RunResult, _subset
 from labelwatch.monitor._feature_cells import SUMMARIZED, Summary, merge_window, summary_from_dict
-from labelwatch.monitor._ingest import segment_value
+from labelwatch.monitor._ingest import parse_time, segment_value
 from labelwatch.monitor._monitors import ACTUALS_METRICS, DRIFT_METRICS, SEVERITIES, MonitorSpec
 from labelwatch.monitor._schema import check_name, dumps, is_text
 from labelwatch.monitor._store import write_transaction
@@ -63,20 +63,9 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _at(now: Any) -> float:
-    if now is None:
-        return time.time()
-    if isinstance(now, datetime):
-        return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
-    if isinstance(now, str):
-        try:
-            parsed = datetime.fromisoformat(now)
-        except ValueError:
-            raise InvalidInputError("now", "an ISO 8601 date-time", now) from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    if isinstance(now, int | float) and not isinstance(now, bool) and math.isfinite(now):
-        return float(now)
-    raise InvalidInputError("now", "a datetime, an ISO 8601 str or seconds since the epoch", now)
+def _at(value: Any, what: str = "now") -> float:
+    """Seconds since the epoch of ``value`` (None: the current time)."""
+    return time.time() if value is None else parse_time(value, what)
 
 
 def _incident(row: Any) -> dict[str, Any]:
@@ -262,9 +251,9 @@ class AlertsMixin:
         r = t.monitor_runs
         query = sa.select(r).where(r.c.monitor == name).order_by(r.c.window_end, r.c.window_start)
         if start is not None:
-            query = query.where(r.c.window_end > _at(start))
+            query = query.where(r.c.window_end > _at(start, "start"))
         if end is not None:
-            query = query.where(r.c.window_end <= _at(end))
+            query = query.where(r.c.window_end <= _at(end, "end"))
         with self._engine.connect() as conn:
             if (
                 conn.execute(sa.select(t.monitors.c.name).where(t.monitors.c.name == name)).first()
@@ -311,8 +300,8 @@ class AlertsMixin:
                 raise InvalidInputError("segment", "a (feature, value) pair or None", segment)
             value = segment_value(segment[1])
             seg = (str(segment[0]), value if value is not None else "")
-        lo = None if start is None else math.ceil(_at(start) / HOUR)
-        hi = None if end is None else math.ceil(_at(end) / HOUR)
+        lo = None if start is None else math.ceil(_at(start, "start") / HOUR)
+        hi = None if end is None else math.ceil(_at(end, "end") / HOUR)
         with self._engine.connect() as conn:
             return merge_window(conn, vid, environment, feature, seg, lo, hi)
 
@@ -355,7 +344,7 @@ class AlertsMixin:
         the value, sample size and whether it is flagged (significant)."""
         if metric not in DRIFT_METRICS:
             raise InvalidInputError("metric", f"one of {list(DRIFT_METRICS)}", metric)
-        spec = _query_spec(
+        spec = MonitorSpec.from_dict(
             {
                 "name": "drift-query",
                 "model_id": model_id,
@@ -372,6 +361,7 @@ class AlertsMixin:
                     **({} if threshold is None else {"value": threshold}),
                 },
             },
+            "",  # errors name the parameter ("baseline"), not a monitor's key
         )
         lo, hi = _hours(start, end)
         ev = Evaluator(self)  # type: ignore[arg-type]
@@ -407,7 +397,7 @@ class AlertsMixin:
         actuals arrived (None where none did)."""
         if baseline not in ("training", "test"):
             raise InvalidInputError("baseline", "'training' or 'test'", baseline)
-        spec = _query_spec(
+        spec = MonitorSpec.from_dict(
             {
                 "name": "performance-query",
                 "model_id": model_id,
@@ -419,6 +409,7 @@ class AlertsMixin:
                 "segment": segment,
                 "condition": {"below": 0.0},
             },
+            "",
         )
         lo, hi = _hours(start, end)
         ev = Evaluator(self)  # type: ignore[arg-type]
@@ -942,21 +933,10 @@ class AlertsMixin:
         ]
 
 
-def _query_spec(data: dict[str, Any]) -> MonitorSpec:
-    """The monitor spec of a drift / performance query; errors name the parameter
-    (``baseline``), not a monitor key (``monitor.baseline``)."""
-    try:
-        return MonitorSpec.from_dict(data, "")
-    except InvalidInputError as exc:
-        exc.field = exc.field.lstrip(".")
-        exc.args = (str(exc).lstrip("."),)
-        raise
-
-
 def _hours(start: Any, end: Any) -> tuple[int, int]:
     """The hour buckets ``[lo, hi)`` of a query window (default: the 24 h before now)."""
-    hi_ts = _at(end)
-    lo_ts = hi_ts - 24 * HOUR if start is None else _at(start)
+    hi_ts = _at(end, "end")
+    lo_ts = hi_ts - 24 * HOUR if start is None else _at(start, "start")
     if not lo_ts < hi_ts:
         raise InvalidInputError("start", "a time before end", _iso(lo_ts))
     return math.ceil(lo_ts / HOUR), math.ceil(hi_ts / HOUR)

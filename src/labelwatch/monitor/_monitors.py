@@ -26,10 +26,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from labelwatch.errors import InvalidInputError
+from labelwatch.monitor._ingest import parse_time
 from labelwatch.monitor._queries import SAMPLE_METRICS, SKETCH_METRICS
 from labelwatch.monitor._schema import check_name
 
@@ -131,25 +131,6 @@ def _number(value: Any, what: str, lo: float = -math.inf) -> float:
     if value < lo:
         raise InvalidInputError(what, f"a number >= {lo:g}", value)
     return float(value)
-
-
-def _time(value: Any, what: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp() if value.tzinfo else value.replace(tzinfo=None).timestamp()
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                from datetime import UTC
-
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.timestamp()
-    raise InvalidInputError(what, "an ISO 8601 date-time or seconds since the epoch", value)
 
 
 @dataclass(frozen=True)
@@ -268,7 +249,9 @@ class MonitorSpec:
 
     @classmethod
     def from_dict(cls, data: Any, what: str = "monitor") -> MonitorSpec:
-        """Check one monitor's dict; errors name ``what.key``."""
+        """Check one monitor's dict; errors name ``what.key`` (``key`` when ``what`` is
+        empty: a query's parameters)."""
+        pre = f"{what}." if what else ""
         if not isinstance(data, Mapping):
             raise InvalidInputError(what, "a dict describing a monitor", data)
         extra = set(data) - _KEYS
@@ -276,22 +259,22 @@ class MonitorSpec:
             raise InvalidInputError(what, f"keys among {sorted(_KEYS)}", sorted(map(str, extra))[0])
         for key in ("name", "model_id", "model_version", "metric"):
             if key not in data:
-                raise InvalidInputError(f"{what}.{key}", "present", None)
-        name = check_name(data["name"], f"{what}.name")
-        model_id = check_name(data["model_id"], f"{what}.model_id")
-        model_version = check_name(data["model_version"], f"{what}.model_version")
-        environment = check_name(data.get("environment", "production"), f"{what}.environment")
+                raise InvalidInputError(f"{pre}{key}", "present", None)
+        name = check_name(data["name"], f"{pre}name")
+        model_id = check_name(data["model_id"], f"{pre}model_id")
+        model_version = check_name(data["model_version"], f"{pre}model_version")
+        environment = check_name(data.get("environment", "production"), f"{pre}environment")
         field = data.get("field")
         if field is not None:
-            check_name(field, f"{what}.field")
+            check_name(field, f"{pre}field")
         metric = data["metric"]
         if metric not in METRICS:
-            raise InvalidInputError(f"{what}.metric", f"one of {list(METRICS)}", metric)
+            raise InvalidInputError(f"{pre}metric", f"one of {list(METRICS)}", metric)
         average = data.get("average")
         if average is not None:
             if metric in FIELD_METRICS or metric in DRIFT_METRICS or metric in FEATURE_METRICS:
                 raise InvalidInputError(
-                    f"{what}.average",
+                    f"{pre}average",
                     f"null: {metric!r} has no per-label values to average",
                     average,
                 )
@@ -300,7 +283,7 @@ class MonitorSpec:
                 allowed = ("macro", "weighted") if metric != "prevalence" else ("micro", "macro")
             if average not in allowed:
                 raise InvalidInputError(
-                    f"{what}.average", f"null or one of {list(allowed)}", average
+                    f"{pre}average", f"null or one of {list(allowed)}", average
                 )
         labels: str | tuple[str, ...] | int = "all"
         raw_labels = data.get("labels", "all")
@@ -308,19 +291,19 @@ class MonitorSpec:
             if isinstance(raw_labels, Mapping) and set(raw_labels) == {"top_k"}:
                 k = raw_labels["top_k"]
                 if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                    raise InvalidInputError(f"{what}.labels.top_k", "an int >= 1", k)
+                    raise InvalidInputError(f"{pre}labels.top_k", "an int >= 1", k)
                 labels = k
             elif isinstance(raw_labels, list | tuple) and raw_labels:
                 labels = tuple(
-                    check_name(x, f"{what}.labels[{i}]") for i, x in enumerate(raw_labels)
+                    check_name(x, f"{pre}labels[{i}]") for i, x in enumerate(raw_labels)
                 )
                 if len(set(labels)) != len(labels):
-                    raise InvalidInputError(f"{what}.labels", "unique label names", list(labels))
+                    raise InvalidInputError(f"{pre}labels", "unique label names", list(labels))
             else:
                 raise InvalidInputError(
-                    f"{what}.labels", "'all', a list of label names or {'top_k': k}", raw_labels
+                    f"{pre}labels", "'all', a list of label names or {'top_k': k}", raw_labels
                 )
-        window = parse_duration(data.get("window", "24h"), f"{what}.window")
+        window = parse_duration(data.get("window", "24h"), f"{pre}window")
         baseline: str | tuple[float, float] = "training"
         raw_base = data.get("baseline", None)
         if raw_base is None:
@@ -335,61 +318,61 @@ class MonitorSpec:
         elif raw_base in ("training", "test", "previous"):
             baseline = raw_base
         elif isinstance(raw_base, Mapping) and set(raw_base) == {"start", "end"}:
-            lo = _time(raw_base["start"], f"{what}.baseline.start")
-            hi = _time(raw_base["end"], f"{what}.baseline.end")
+            lo = parse_time(raw_base["start"], f"{pre}baseline.start")
+            hi = parse_time(raw_base["end"], f"{pre}baseline.end")
             if not lo < hi:
-                raise InvalidInputError(f"{what}.baseline", "start before end", dict(raw_base))
+                raise InvalidInputError(f"{pre}baseline", "start before end", dict(raw_base))
             baseline = (lo, hi)
         else:
             raise InvalidInputError(
-                f"{what}.baseline",
+                f"{pre}baseline",
                 "'training', 'test', 'previous' or {'start': ..., 'end': ...}",
                 raw_base,
             )
         if metric in ESTIMATED_METRICS and baseline not in ("training", "test"):
             raise InvalidInputError(
-                f"{what}.baseline",
+                f"{pre}baseline",
                 "'training' or 'test': estimation calibrates on a labelled baseline",
                 raw_base,
             )
-        condition = Condition.from_dict(data.get("condition"), f"{what}.condition", metric)
+        condition = Condition.from_dict(data.get("condition"), f"{pre}condition", metric)
         severity = data.get("severity", "medium")
         if severity not in SEVERITIES:
-            raise InvalidInputError(f"{what}.severity", f"one of {list(SEVERITIES)}", severity)
-        min_samples = _number(data.get("min_samples", 100), f"{what}.min_samples", 0.0)
+            raise InvalidInputError(f"{pre}severity", f"one of {list(SEVERITIES)}", severity)
+        min_samples = _number(data.get("min_samples", 100), f"{pre}min_samples", 0.0)
         segment = data.get("segment")
         if segment is not None:
             if not (isinstance(segment, list | tuple) and len(segment) == 2):
                 raise InvalidInputError(
-                    f"{what}.segment", "a [feature, value] pair or null", segment
+                    f"{pre}segment", "a [feature, value] pair or null", segment
                 )
             segment = (
-                check_name(segment[0], f"{what}.segment[0]"),
-                check_name(str(segment[1]), f"{what}.segment[1]"),
+                check_name(segment[0], f"{pre}segment[0]"),
+                check_name(str(segment[1]), f"{pre}segment[1]"),
             )
-        every = parse_duration(data.get("every", "1h"), f"{what}.every")
+        every = parse_duration(data.get("every", "1h"), f"{pre}every")
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
-            raise InvalidInputError(f"{what}.enabled", "true or false", enabled)
+            raise InvalidInputError(f"{pre}enabled", "true or false", enabled)
         features = data.get("features")
         if features is not None:
             if metric not in FEATURE_METRICS:
                 raise InvalidInputError(
-                    f"{what}.features", f"only with {' or '.join(FEATURE_METRICS)}", features
+                    f"{pre}features", f"only with {' or '.join(FEATURE_METRICS)}", features
                 )
             if not isinstance(features, list | tuple) or not features:
-                raise InvalidInputError(f"{what}.features", "a list of feature names", features)
+                raise InvalidInputError(f"{pre}features", "a list of feature names", features)
             features = tuple(
-                check_name(x, f"{what}.features[{i}]") for i, x in enumerate(features)
+                check_name(x, f"{pre}features[{i}]") for i, x in enumerate(features)
             )
         method = data.get("method", "psi")
         if method not in FEATURE_METHODS or (method != "psi" and metric != "feature_drift"):
             raise InvalidInputError(
-                f"{what}.method", f"for feature_drift, one of {list(FEATURE_METHODS)}", method
+                f"{pre}method", f"for feature_drift, one of {list(FEATURE_METHODS)}", method
             )
         description = data.get("description", "")
         if not isinstance(description, str):
-            raise InvalidInputError(f"{what}.description", "a str", description)
+            raise InvalidInputError(f"{pre}description", "a str", description)
         return cls(
             name=name,
             model_id=model_id,

@@ -41,6 +41,18 @@ __all__ = [
 
 metadata = sa.MetaData()
 
+
+def _cell_key(what: str) -> list[sa.Column[object]]:
+    """The key of a cell: version, environment, ``what`` (field or feature), segment, hour."""
+    return [
+        sa.Column("version_id", sa.Integer, primary_key=True),
+        sa.Column("environment", sa.String(255), primary_key=True),
+        sa.Column(what, sa.String(255), primary_key=True),
+        sa.Column("seg_feature", sa.String(255), primary_key=True),
+        sa.Column("seg_value", sa.String(255), primary_key=True),
+        sa.Column("bucket", sa.Integer, primary_key=True),
+    ]
+
 models = sa.Table(
     "lw_models",
     metadata,
@@ -120,12 +132,7 @@ actuals = sa.Table(
 score_cells = sa.Table(
     "lw_score_cells",
     metadata,
-    sa.Column("version_id", sa.Integer, primary_key=True),
-    sa.Column("environment", sa.String(255), primary_key=True),
-    sa.Column("field", sa.String(255), primary_key=True),
-    sa.Column("seg_feature", sa.String(255), primary_key=True),
-    sa.Column("seg_value", sa.String(255), primary_key=True),
-    sa.Column("bucket", sa.Integer, primary_key=True),
+    *_cell_key("field"),
     sa.Column("label_id", sa.Integer, primary_key=True),
     sa.Column("counts", sa.LargeBinary, nullable=False),
     # the same counts folded into the bins between the field's thresholds
@@ -135,12 +142,7 @@ score_cells = sa.Table(
 sample_cells = sa.Table(
     "lw_sample_cells",
     metadata,
-    sa.Column("version_id", sa.Integer, primary_key=True),
-    sa.Column("environment", sa.String(255), primary_key=True),
-    sa.Column("field", sa.String(255), primary_key=True),
-    sa.Column("seg_feature", sa.String(255), primary_key=True),
-    sa.Column("seg_value", sa.String(255), primary_key=True),
-    sa.Column("bucket", sa.Integer, primary_key=True),
+    *_cell_key("field"),
     sa.Column("sums", sa.LargeBinary, nullable=False),
 )
 
@@ -148,12 +150,7 @@ sample_cells = sa.Table(
 pair_cells = sa.Table(
     "lw_pair_cells",
     metadata,
-    sa.Column("version_id", sa.Integer, primary_key=True),
-    sa.Column("environment", sa.String(255), primary_key=True),
-    sa.Column("field", sa.String(255), primary_key=True),
-    sa.Column("seg_feature", sa.String(255), primary_key=True),
-    sa.Column("seg_value", sa.String(255), primary_key=True),
-    sa.Column("bucket", sa.Integer, primary_key=True),
+    *_cell_key("field"),
     sa.Column("pairs", sa.LargeBinary, nullable=False),
 )
 
@@ -161,12 +158,7 @@ pair_cells = sa.Table(
 feature_cells = sa.Table(
     "lw_feature_cells",
     metadata,
-    sa.Column("version_id", sa.Integer, primary_key=True),
-    sa.Column("environment", sa.String(255), primary_key=True),
-    sa.Column("feature", sa.String(255), primary_key=True),
-    sa.Column("seg_feature", sa.String(255), primary_key=True),
-    sa.Column("seg_value", sa.String(255), primary_key=True),
-    sa.Column("bucket", sa.Integer, primary_key=True),
+    *_cell_key("feature"),
     sa.Column("summary", sa.LargeBinary, nullable=False),
 )
 
