@@ -39,7 +39,6 @@ from labelwatch.metrics import (
     rate_drift,
 )
 from labelwatch.metrics._drift import DEFAULT_THRESHOLDS
-from labelwatch.metrics._estimate import Calibration
 from labelwatch.monitor._cells import merge_counts
 from labelwatch.monitor._feature_cells import SUMMARIZED
 from labelwatch.monitor._ingest import SUM_NAMES
@@ -171,7 +170,6 @@ class Evaluator:
         self._sketches: dict[tuple[Any, ...], tuple[ScoreSketch, FloatArray]] = {}
         self._ranges: dict[tuple[Any, ...], _Range] = {}
         self._baselines: dict[tuple[Any, ...], tuple[ScoreSketch, SampleStats | None] | None] = {}
-        self._calibrations: dict[tuple[Any, ...], Calibration] = {}
         self._wanted: dict[tuple[Any, ...], tuple[int, int]] = {}
         self._stats_cache: dict[tuple[Any, ...], SampleStats | None] = {}
 
@@ -308,13 +306,6 @@ class Evaluator:
             except NotFoundError:
                 self._baselines[key] = None
         return self._baselines[key]
-
-    def calibration(self, spec: MonitorSpec, fld: str, kind: str, base: ScoreSketch) -> Calibration:
-        key = (spec.model_id, spec.model_version, fld, kind, base.to_bytes())
-        cal = self._calibrations.get(key)
-        if cal is None:
-            cal = self._calibrations[key] = self.mon._calibration(key, base)
-        return cal
 
     # -------------------------------------------------------------- evaluate
     def evaluate(self, spec: MonitorSpec, now: float) -> RunResult:
