@@ -1,10 +1,11 @@
 """Dashboard page loads with 1,000 labels and 30 days of data.
 
-Fills a SQLite monitor through ``Monitor`` (one hour bucket a day for 30 days, every
-prediction scoring all 1,000 labels, a training baseline with co-occurrence, monitors
-run), serves it with ``labelwatch serve`` and times each page: the server's answer
-(HTML with its data) over HTTP, and the whole load in Chromium until the page has drawn
-its charts. Usage: ``python bench/dashboard.py [LABELS] [DAYS]``.
+Fills a SQLite monitor through ``Monitor`` (``PER_DAY`` hour buckets a day, default
+every hour, of 20 predictions each for 30 days, every prediction scoring all 1,000
+labels, a training baseline with co-occurrence, monitors run), serves it with
+``labelwatch serve`` and times each page: the server's answer (HTML with its data) over
+HTTP, and the whole load in Chromium until the page has drawn its charts.
+Usage: ``python bench/dashboard.py [LABELS] [DAYS] [PER_DAY]``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from labelwatch.monitor import Monitor  # noqa: E402
 
 N_LABELS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 DAYS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+PER_DAY = int(sys.argv[3]) if len(sys.argv) > 3 else 24
 PAGES = ["overview", "labels", "label", "cooccurrence", "drift", "incidents", "monitors"]
 REPEAT = 3
 
@@ -38,10 +40,10 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'monitor.db'}"
         start = time.perf_counter()
         with Monitor(url) as mon:
-            fill(mon, labels=labels, days=DAYS, buckets_per_day=1, per_bucket=20)
+            fill(mon, labels=labels, days=DAYS, buckets_per_day=PER_DAY, per_bucket=20)
             token = mon.create_token("read")
         size = (Path(tmp) / "monitor.db").stat().st_size
-        print(f"{N_LABELS} labels, {DAYS} days: filled in {time.perf_counter() - start:.1f} s "
+        print(f"{N_LABELS} labels, {DAYS} days of {PER_DAY} hours: filled in {time.perf_counter() - start:.1f} s "
               f"({size / 1e6:.0f} MB)")
         server = ServeProcess(url).start()
         try:

@@ -599,3 +599,43 @@ def test_feature_drift_and_missing_rate_from_feature_cells(mon: Monitor) -> None
                             "metric": "f1", "features": ["year"],
                             "condition": {"below": 0.5}})
     assert err.value.field == "monitors[0].features"
+
+
+@pytest.mark.parametrize("thresholds", [{}, {NAMES[0]: 0.3}], ids=["one", "several"])
+def test_performance_series_equals_performance_of_each_period(
+    mon: Monitor, thresholds: dict[str, float]
+) -> None:
+    """One read for every period: each point equals ``performance`` of its own window
+    (clipped to the query's), per hour and per day; ``last`` and ``per_label``."""
+    _version(mon, thresholds={"genres": thresholds})
+    rng = np.random.default_rng(11)
+    _r, s_base, y_base = _traffic(rng, 4000, 0, prefix="b")
+    _baseline(mon, s_base, y_base)
+    for hour, n in ((1, 300), (2, 200), (5, 250), (30, 150)):  # a gap, and the next day
+        recs, _s, y = _traffic(rng, n, hour, prefix=f"h{hour}-")
+        mon.log_predictions("m", "v1", "production", recs)
+        mon.log_actuals("m", "v1", "production", _actuals(recs, y)[: n // 2])
+    start, end = T0 + 1.5 * H, T0 + 40 * H  # starts inside hour 1: that hour is left out
+    hourly = mon.performance_series("m", "v1", start=start, end=end, granularity="hour")
+    assert [p["window_start"] for p in hourly] == [
+        mon.performance("m", "v1", start=T0 + h * H, end=T0 + (h + 1) * H)["window_start"]
+        for h in (2, 5, 30)
+    ]
+    for p, h in zip(hourly, (2, 5, 30), strict=True):
+        assert p == mon.performance("m", "v1", start=T0 + h * H, end=T0 + (h + 1) * H)
+    daily = mon.performance_series("m", "v1", start=start, end=end, granularity="day")
+    first_day = mon.performance("m", "v1", start=T0 + 2 * H, end=T0 + 24 * H)
+    second_day = mon.performance("m", "v1", start=T0 + 24 * H, end=T0 + 40 * H)
+    assert daily == [first_day, second_day]
+    [last] = mon.performance_series("m", "v1", start=start, end=end, granularity="day", last=1)
+    assert last == second_day
+    brief = mon.performance_series("m", "v1", start=start, end=end, per_label=False)
+    assert [b["micro"] for b in brief] == [first_day["micro"], second_day["micro"]]
+    assert [b["macro"] for b in brief] == [first_day["macro"], second_day["macro"]]
+    assert "f1_lower" not in brief[0] and "realized" not in brief[0]
+    with pytest.raises(InvalidInputError, match="granularity"):
+        mon.performance_series("m", "v1", granularity="week")
+    with pytest.raises(InvalidInputError, match="last"):
+        mon.performance_series("m", "v1", last=0)
+    with pytest.raises(NotFoundError, match="baseline"):
+        mon.performance_series("m", "v1", baseline="test")

@@ -10,6 +10,7 @@ def test_monitor_exports() -> None:
     assert set(labelwatch.monitor.__all__) == {
         "AuthError",
         "ConflictError",
+        "MAX_PAIR_LABELS",
         "Monitor",
         "NotFoundError",
         "SAMPLE_METRICS",

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sklearn.metrics import hamming_loss
 
 from labelwatch.errors import InvalidInputError
@@ -675,3 +676,88 @@ def test_cooccurrence_cells_equal_sample_stats_of_the_rows(mon: Monitor) -> None
     y_us = truth[rows & labelled].astype(float)
     assert np.array_equal(us.actual_cooccurrence, y_us.T @ y_us)
     assert mon.sample_stats("movies", "v1", "production", "genres").actual_cooccurrence is None
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_cooccurrence_is_collected_up_to_max_pair_labels(mon: Monitor, extra: int) -> None:
+    """A field of MAX_PAIR_LABELS labels keeps its pairs (equal to the rows' products);
+    one label more and no pair cell is written: windows have no co-occurrence, and a
+    co-occurrence drift monitor says why instead of comparing zeros."""
+    from labelwatch.monitor import MAX_PAIR_LABELS
+    from labelwatch.monitor import _tables as t
+
+    names = [f"l{j:03d}" for j in range(MAX_PAIR_LABELS + extra)]
+    mon.create_model_version("wide", "v1", predictions={"tags": "dict"}, labels={"tags": names})
+    rng = np.random.default_rng(4)
+    scores = np.round(rng.random((40, len(names))) ** 3, 3)
+    truth = rng.random(scores.shape) < 0.05
+    mon.log_predictions("wide", "v1", "production", [
+        {"id": f"p{i}", "timestamp": T0 + i, "predictions": {"tags": dict(zip(names, row, strict=True))}}
+        for i, row in enumerate(scores.tolist())
+    ])
+    mon.log_actuals("wide", "v1", "production", [
+        {"id": f"p{i}", "actuals": {"tags": dict(zip(names, map(float, row), strict=True))}}
+        for i, row in enumerate(truth.tolist())
+    ])
+    base = SampleStats.from_arrays(names, scores, truth, thresholds=0.5, cooccurrence=True)
+    mon.log_baseline("wide", "v1", "training", "tags",
+                     ScoreSketch.from_arrays(names, scores, truth), base)
+    stats = mon.sample_stats("wide", "v1", "production", "tags", cooccurrence=True)
+    with mon._engine.connect() as conn:
+        pair_rows = conn.execute(sa.select(sa.func.count()).select_from(t.pair_cells)).scalar()
+    mon.apply_monitors({"name": "pairs", "model_id": "wide", "model_version": "v1",
+                        "metric": "cooccurrence_drift", "window": "1d", "min_samples": 1,
+                        "condition": {"significant": True}})
+    [run] = mon.run_monitors(now=T0 + 3600)
+    if extra:
+        assert pair_rows == 0 and not stats.has_cooccurrence
+        assert "not collected" in run["note"] and run["entries"] == []
+    else:
+        assert pair_rows > 0
+        p = (scores > 0.5).astype(float)
+        y = truth.astype(float)
+        assert np.array_equal(stats.predicted_cooccurrence, p.T @ p)
+        assert np.array_equal(stats.actual_cooccurrence, y.T @ y)
+        assert run["note"] is None and len(run["entries"]) == len(names) * (len(names) - 1) // 2
+
+
+def test_sketch_of_some_labels_equals_their_rows_of_the_whole(mon: Monitor) -> None:
+    _version(mon)
+    preds = make_predictions(200, hours=3)
+    mon.log_predictions("movies", "v1", "production", preds)
+    mon.log_actuals("movies", "v1", "production", make_actuals(preds[:150]))
+    for kw in ({}, {"start": T0 + 3600, "end": T0 + 7200}, {"segment": ("country", "FR")}):
+        whole = _sketch(mon, **kw)
+        some = _sketch(mon, labels=["drama", "action"], **kw)
+        assert list(some.labels.names) == ["drama", "action"]
+        rows = [whole.labels.index("drama"), whole.labels.index("action")]
+        np.testing.assert_array_equal(some.counts, whole.counts[rows])
+        assert some.thresholds == whole.thresholds and some.bins == whole.bins
+    series = mon.timeseries("movies", "v1", "production", "genres", "f1")
+    one = mon.timeseries("movies", "v1", "production", "genres", "f1", labels=["horror"])
+    j = list(whole.labels.names).index("horror")
+    assert [p["value"][0] for p in one] == [p["value"][j] for p in series]
+    assert [p["count"] for p in one] == [p["count"] for p in series]
+    for bad, match in (("drama", "a list"), (["nope"], "nope"), (["drama", "drama"], "distinct")):
+        with pytest.raises(InvalidInputError, match=match) as info:
+            _sketch(mon, labels=bad)
+        assert info.value.field == "labels"
+
+
+def test_a_reading_block_reads_a_window_once(mon: Monitor) -> None:
+    """Inside ``reading()`` a window already read is reused (a write made meanwhile is
+    not seen there); outside, every query reads again."""
+    _version(mon)
+    preds = make_predictions(100, hours=1)
+    mon.log_predictions("movies", "v1", "production", preds[:60])
+    before = _sketch(mon).counts
+    with mon.reading():
+        np.testing.assert_array_equal(_sketch(mon).counts, before)
+        mon.log_predictions("movies", "v1", "production", preds[60:])
+        np.testing.assert_array_equal(_sketch(mon).counts, before)  # the cells read above
+        with mon.reading():  # nested: the same block
+            np.testing.assert_array_equal(_sketch(mon).counts, before)
+        drama = _sketch(mon, labels=["drama"]).counts  # another read: sees the write
+    after = _sketch(mon)
+    assert after.count().sum() > before.sum(axis=(1, 2)).sum()
+    np.testing.assert_array_equal(drama, after.counts[[after.labels.index("drama")]])

@@ -195,10 +195,10 @@ def test_every_page_loads_clean_and_draws_its_charts(signed_in: Watched) -> None
     page.wait_for_function("!document.getElementById('estimate-status')")
     assert page.locator(".uplot").count() == 3  # volume, realized F1, estimated F1
     assert page.locator("text=f1-floor").count() >= 1
-    # the co-occurrence: the baseline's heatmap, the window's "not collected"
+    # the co-occurrence: the baseline's heatmap and the window's (from its pair cells)
     page = loaded(signed_in, page_url("cooccurrence"))
-    assert page.locator(".heatmap canvas").count() == 1
-    assert "not collected" in page.text_content(".note.missing")
+    assert page.locator(".heatmap canvas").count() == 2
+    assert page.locator(".note.missing").count() == 0
 
 
 def test_the_label_table_sorts_and_filters(signed_in: Watched) -> None:

@@ -11,8 +11,10 @@ the package.
 
 from labelwatch.errors import AuthError, ConflictError, NotFoundError
 from labelwatch.monitor._monitor import SAMPLE_METRICS, SCOPES, SKETCH_METRICS, Monitor
+from labelwatch.monitor._pairs import MAX_PAIR_LABELS
 
 __all__ = [
+    "MAX_PAIR_LABELS",
     "SAMPLE_METRICS",
     "SCOPES",
     "SKETCH_METRICS",

@@ -25,15 +25,20 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError, NotFoundError
+from labelwatch.labels import LabelSpace
+from labelwatch.metrics import ScoreSketch
 from labelwatch.metrics._estimate import Calibration, fit_calibration
 from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import merge_counts
 from labelwatch.monitor._evaluate import HOUR, Evaluator, RunResult, _subset
 from labelwatch.monitor._feature_cells import SUMMARIZED, Summary, merge_window, summary_from_dict
 from labelwatch.monitor._ingest import parse_time, segment_value
@@ -395,6 +400,72 @@ class AlertsMixin:
         counts from probabilities calibrated on the labelled ``baseline``), micro and
         macro, with a ``level`` confidence band, and beside each the realized value where
         actuals arrived (None where none did)."""
+        ev, spec, fld, base = self._estimator(model_id, model_version, environment, field,
+                                              baseline, segment)  # fmt: skip
+        lo, hi = _hours(start, end)
+        window, _sums = ev.window_sketch(spec, fld, lo, hi)
+        return _estimated(ev, spec, fld, base, window, lo, hi, level, True)
+
+    def performance_series(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str = "production",
+        field: str | None = None,
+        start: Any = None,
+        end: Any = None,
+        *,
+        granularity: str = "day",
+        baseline: str = "training",
+        segment: Any = None,
+        level: float = 0.95,
+        last: int | None = None,
+        per_label: bool = True,
+    ) -> list[dict[str, Any]]:
+        """:meth:`performance` of each hour or day (UTC) of ``[start, end)`` that has
+        predictions, its window clipped to ``[start, end)``; ``last``: only the latest
+        that many periods; ``per_label=False``: only the micro and macro estimates. The
+        window's cells and the baseline are read once."""
+        if granularity not in ("hour", "day"):
+            raise InvalidInputError("granularity", "'hour' or 'day'", granularity)
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+            raise InvalidInputError("last", "a positive integer or None", last)
+        ev, spec, fld, base = self._estimator(model_id, model_version, environment, field,
+                                              baseline, segment)  # fmt: skip
+        lo, hi = _hours(start, end)
+        width = 1 if granularity == "hour" else 24
+        w = self._window(  # type: ignore[attr-defined]
+            model_id, model_version, environment, fld, lo * HOUR, hi * HOUR, spec.segment,
+            "counts", hourly=granularity == "hour",
+        )
+        periods, inverse = np.unique(w.buckets // width, return_inverse=True)
+        edges = w.spec.edges(fld)
+        empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
+        first = 0 if last is None else max(len(periods) - last, 0)
+        wanted = inverse.reshape(-1) >= first
+        shape = (len(periods) - first, *empty.counts.shape)
+        counts = merge_counts(
+            shape,
+            (inverse.reshape(-1)[wanted] - first) * len(w.labels) + w.label_pos[wanted],
+            list(compress(w.blobs, wanted)),
+        )
+        out = []
+        for k, period in enumerate(periods[first:].tolist()):
+            window = ScoreSketch(empty.labels, counts[k], bins=w.spec.bins, thresholds=edges)
+            p_lo, p_hi = max(period * width, lo), min((period + 1) * width, hi)
+            out.append(_estimated(ev, spec, fld, base, window, p_lo, p_hi, level, per_label))
+        return out
+
+    def _estimator(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        field: str | None,
+        baseline: str,
+        segment: Any,
+    ) -> tuple[Evaluator, MonitorSpec, str, tuple[ScoreSketch, Any]]:
+        """An evaluator, the query's spec and field, and its baseline (checked)."""
         if baseline not in ("training", "test"):
             raise InvalidInputError("baseline", "'training' or 'test'", baseline)
         spec = MonitorSpec.from_dict(
@@ -411,18 +482,12 @@ class AlertsMixin:
             },
             "",
         )
-        lo, hi = _hours(start, end)
         ev = Evaluator(self)  # type: ignore[arg-type]
         fld = ev._field(spec)
         base = ev.baseline(spec, fld, baseline)
         if base is None:
             raise NotFoundError("baseline", f"{model_id}/{model_version} {baseline} {fld}")
-        window, _sums = ev.window_sketch(spec, fld, lo, hi)
-        known = [j for j, x in enumerate(window.labels.names) if x in base[0].labels.names]
-        est = ev.estimate(
-            model_id, model_version, fld, baseline, base[0], _subset(window, known), level
-        )
-        return {"field": fld, "window_start": _iso(lo * HOUR), "window_end": _iso(hi * HOUR), **est}
+        return ev, spec, fld, base
 
     # ------------------------------------------------------------------ runs
     def _calibration(self, key: tuple[Any, ...], base: Any) -> Calibration:
@@ -940,3 +1005,24 @@ def _hours(start: Any, end: Any) -> tuple[int, int]:
     if not lo_ts < hi_ts:
         raise InvalidInputError("start", "a time before end", _iso(lo_ts))
     return math.ceil(lo_ts / HOUR), math.ceil(hi_ts / HOUR)
+
+
+def _estimated(
+    ev: Evaluator,
+    spec: MonitorSpec,
+    fld: str,
+    base: tuple[ScoreSketch, Any],
+    window: ScoreSketch,
+    lo: int,
+    hi: int,
+    level: float,
+    per_label: bool,
+) -> dict[str, Any]:
+    """The estimate of one window's sketch (hours ``[lo, hi)``) from the baseline."""
+    in_base = set(base[0].labels.names)
+    known = [j for j, x in enumerate(window.labels.names) if x in in_base]
+    est = ev.estimate(
+        spec.model_id, spec.model_version, fld, str(spec.baseline), base[0],
+        _subset(window, known), level, per_label,
+    )
+    return {"field": fld, "window_start": _iso(lo * HOUR), "window_end": _iso(hi * HOUR), **est}

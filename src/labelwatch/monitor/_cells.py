@@ -9,6 +9,7 @@ over the batch's labels and added by read, sum, write under the version's write 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ __all__ = [
     "add_cells",
     "chunks",
     "coarse_map",
+    "decode_counts",
+    "encode_counts",
     "field_deltas",
     "in_",
     "insert_many",
@@ -159,16 +162,41 @@ def add_cells(
     *,
     coarse: FloatArray,
 ) -> None:
-    """Add deltas to the stored cells (read, sum, write: under the write lock).
+    """Add deltas to the stored hour cells and to their day roll-ups (read, sum, write:
+    under the write lock).
 
     ``coarse`` (m, m_coarse): sums the bins of a cell into those of its coarse copy
     (see ``coarse_map``)."""
     if not sums:
         return
     ids = [vocab[x] for x in labels]
-    buckets = sorted({k[2] for k in sums})
-    sc, sm = t.score_cells, t.sample_cells
     base = {"version_id": vid, "environment": env, "field": field}
+    _add(conn, t.score_cells, t.sample_cells, base, ids, scores, sums, coarse)
+    _add(conn, t.score_days, t.sample_days, base, ids, _per_day(scores), _per_day(sums), coarse)
+
+
+def _per_day(deltas: dict[CellKey, FloatArray]) -> dict[CellKey, FloatArray]:
+    """Hour-cell deltas summed per day cell (bucket: hour // 24)."""
+    out: dict[CellKey, FloatArray] = {}
+    for (feature, value, hour), delta in deltas.items():
+        key = (feature, value, hour // 24)
+        out[key] = out[key] + delta if key in out else delta
+    return out
+
+
+def _add(
+    conn: Connection,
+    sc: sa.Table,
+    sm: sa.Table,
+    base: dict[str, Any],
+    ids: list[int],
+    scores: dict[CellKey, FloatArray],
+    sums: dict[CellKey, FloatArray],
+    coarse: FloatArray,
+) -> None:
+    """Add deltas to the cells of one pair of tables (score and sample cells)."""
+    vid, env, field = base["version_id"], base["environment"], base["field"]
+    buckets = sorted({k[2] for k in sums})
     stored_scores: dict[tuple[str, str, int, int], bytes] = {}
     stored_sums: dict[CellKey, bytes] = {}
     for chunk in chunks(buckets):
@@ -209,20 +237,20 @@ def add_cells(
                         "seg_value": key[1],
                         "bucket": key[2],
                         "label_id": label_id,
-                        "counts": delta.astype("<f8").tobytes(),
-                        "coarse": (delta @ coarse).astype("<f8").tobytes(),
+                        "counts": encode_counts(delta),
+                        "coarse": encode_counts(delta @ coarse),
                     }
                 )
             else:
-                value = np.frombuffer(old, dtype="<f8").reshape(delta.shape) + delta
+                value = decode_counts(old, delta.shape) + delta
                 upd.append(
                     {
                         "b_f": key[0],
                         "b_v": key[1],
                         "b_b": key[2],
                         "b_l": label_id,
-                        "b_counts": value.astype("<f8").tobytes(),
-                        "b_coarse": (value @ coarse).astype("<f8").tobytes(),
+                        "b_counts": encode_counts(value),
+                        "b_coarse": encode_counts(value @ coarse),
                     }
                 )
     if ins:
@@ -320,16 +348,62 @@ def take(batch: DictBatch, idx: npt.NDArray[np.intp]) -> DictBatch:
     return DictBatch(batch.labels, batch.values[idx], batch.present[idx], batch.has[idx], unseen)
 
 
-def merge_counts(shape: tuple[int, ...], where: npt.NDArray[np.intp], blobs: bytes) -> FloatArray:
-    """Sum the cells' counts (concatenated in ``blobs``) into an array of ``shape`` at the
-    flat positions ``where`` over its leading axes (one per cell, repeats added)."""
+# A stored cell is dense (``size`` little-endian float64s) or, when that is smaller, sparse:
+# its non-zero entries as (uint32 flat position, float64 value) pairs, 12 bytes each. The
+# length tells them apart: a sparse cell is shorter than the dense one (an empty cell, b"").
+_ENTRY = np.dtype([("pos", "<u4"), ("value", "<f8")])
+
+
+def encode_counts(values: FloatArray) -> bytes:
+    """A cell's counts as stored: sparse when its non-zero entries are few, else dense."""
+    flat = np.ascontiguousarray(values, dtype="<f8").ravel()
+    nz = np.flatnonzero(flat)
+    if len(nz) * _ENTRY.itemsize >= flat.size * 8:
+        return flat.tobytes()
+    entries = np.empty(len(nz), dtype=_ENTRY)
+    entries["pos"] = nz
+    entries["value"] = flat[nz]
+    return entries.tobytes()
+
+
+def decode_counts(blob: bytes, shape: tuple[int, ...]) -> FloatArray:
+    """The counts of a stored cell (dense or sparse) as an array of ``shape``."""
+    size = int(np.prod(shape))
+    if len(blob) == size * 8:
+        return np.frombuffer(blob, dtype="<f8").reshape(shape).copy()
+    out = np.zeros(size)
+    entries = np.frombuffer(blob, dtype=_ENTRY)
+    out[entries["pos"]] = entries["value"]
+    return out.reshape(shape)
+
+
+def merge_counts(
+    shape: tuple[int, ...], where: npt.NDArray[np.intp], blobs: Sequence[bytes]
+) -> FloatArray:
+    """Sum stored cells (``blobs``, dense or sparse) into an array of ``shape`` at the flat
+    positions ``where`` over its leading axes (one per cell, repeats added)."""
+    cell = shape[-2:]
+    size = int(np.prod(cell))
     lead = int(np.prod(shape[:-2]))
-    out = np.zeros((lead, *shape[-2:]))
-    if len(where):
-        cells = np.frombuffer(blobs, dtype="<f8").reshape(len(where), *shape[-2:])
-        order = np.argsort(where, kind="stable")
-        positions, starts = np.unique(where[order], return_index=True)
-        out[positions] = np.add.reduceat(cells[order], starts, axis=0)
+    if not len(where):
+        return np.zeros(shape)
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    dense = lengths == size * 8
+    sparse = ~dense
+    if sparse.any():  # one bincount of every sparse entry at its flat output position
+        entries = np.frombuffer(b"".join(compress(blobs, sparse)), dtype=_ENTRY)
+        owner = np.repeat(where[sparse].astype(np.int64) * size, lengths[sparse] // _ENTRY.itemsize)
+        flat = owner + entries["pos"]
+        summed = np.bincount(flat, weights=entries["value"], minlength=lead * size)
+        out = np.asarray(summed, dtype=np.float64).reshape(lead, size)
+    else:
+        out = np.zeros((lead, size))
+    if dense.any():
+        pos = where[dense]
+        cells = np.frombuffer(b"".join(compress(blobs, dense)), dtype="<f8").reshape(-1, size)
+        order = np.argsort(pos, kind="stable")
+        positions, starts = np.unique(pos[order], return_index=True)
+        out[positions] += np.add.reduceat(cells[order], starts, axis=0)
     return out.reshape(shape)
 
 

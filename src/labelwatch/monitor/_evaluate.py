@@ -49,6 +49,7 @@ from labelwatch.monitor._monitors import (
     FEATURE_METRICS,
     MonitorSpec,
 )
+from labelwatch.monitor._pairs import MAX_PAIR_LABELS
 from labelwatch.monitor._queries import (
     COARSE_METRICS,
     SAMPLE_METRICS,
@@ -147,6 +148,14 @@ def _num(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
+_PRF = ("precision", "recall", "f1")
+
+
+def _nums(values: FloatArray) -> list[float | None]:
+    """Floats of an array, NaN as None."""
+    return [None if v != v else v for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
 @dataclass
 class _Range:
     """Coarse counts and sample sums per hour over ``[lo, hi)`` hours, as cumulative sums
@@ -172,6 +181,7 @@ class Evaluator:
         self._baselines: dict[tuple[Any, ...], tuple[ScoreSketch, SampleStats | None] | None] = {}
         self._wanted: dict[tuple[Any, ...], tuple[int, int]] = {}
         self._stats_cache: dict[tuple[Any, ...], SampleStats | None] = {}
+        self._calibrations: dict[tuple[Any, ...], Any] = {}
 
     def plan(self, spec: MonitorSpec, now: float) -> None:
         """Note the hours a monitor's coarse reads will cover (its window, the previous
@@ -277,6 +287,7 @@ class Evaluator:
             hi * HOUR,
             spec.segment,
             "coarse",
+            hourly=True,  # cumulated per hour
         )
         edges = w.spec.edges(fld)
         m = len(ScoreSketch.empty([], bins=1, thresholds=edges).edges)
@@ -587,6 +598,11 @@ class Evaluator:
                 return self._from_drift(spec, res, None), None
             if not base_stats.has_cooccurrence:
                 return [], "the baseline keeps no co-occurrence sums"
+            if not cur_stats.has_cooccurrence:
+                return [], (
+                    f"co-occurrence is not collected: {fld!r} has more than "
+                    f"{MAX_PAIR_LABELS} labels"
+                )
             kind: Literal["actual", "predicted"] = (
                 "actual" if metric == "cooccurrence_drift" else "predicted"
             )
@@ -825,14 +841,25 @@ class Evaluator:
         base: ScoreSketch,
         window: ScoreSketch,
         level: float = 0.95,
+        per_label: bool = True,
     ) -> dict[str, Any]:
         """Per-label estimated precision / recall / F1 (with bands) of ``window`` at each
-        label's threshold, micro and macro, and the realized values where actuals came."""
+        label's threshold, micro and macro, and the realized values where actuals came.
+        ``per_label=False``: the micro and macro estimates only."""
         vspec = self.mon._version(model_id, model_version)[1]
+        # the same baseline object and window grid: the calibration fitted before
+        key = (model_id, model_version, fld, kind, id(base), window.bins, window.thresholds)
+        original = base
         base, window = align_edges(base, window)
-        cal = self.mon._calibration((model_id, model_version, fld, kind, base.to_bytes()), base)
+        cached = self._calibrations.get(key)
+        if cached is not None and cached[0] is original:  # (an id is reused once freed)
+            cal = cached[1]
+        else:
+            cal = self.mon._calibration((model_id, model_version, fld, kind, base.to_bytes()), base)
+            self._calibrations[key] = (original, cal)
         names = list(window.labels.names)
-        missing = [x for x in names if x not in cal.labels]
+        calibrated = set(cal.labels)
+        missing = [x for x in names if x not in calibrated]
         if missing:
             raise InvalidInputError(
                 "labels", f"labels of the {kind} baseline", missing[0], label=missing[0]
@@ -867,6 +894,10 @@ class Evaluator:
                 arrays[k][idx] = getattr(e, k)
             if single:
                 micro_macro = {"micro": e.micro, "macro": e.macro}
+        if not per_label and single:
+            for a in ("micro", "macro"):
+                res[a] = {m: tuple(_num(v) for v in micro_macro[a][m]) for m in _PRF}
+            return res
         ths = np.array([vspec.threshold(fld, x) for x in names])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -901,8 +932,12 @@ class Evaluator:
                     for m in ("precision", "recall", "f1")
                 },
             }
+        if not per_label:
+            for a in ("micro", "macro"):
+                res[a] = {m: tuple(_num(v) for v in micro_macro[a][m]) for m in _PRF}
+            return res
         for k in keys:
-            res[k] = [_num(v) for v in arrays[k]]
+            res[k] = _nums(arrays[k])
         for a in ("micro", "macro"):
             res[a] = {
                 m: tuple(_num(v) for v in micro_macro[a][m]) for m in ("precision", "recall", "f1")
@@ -910,7 +945,7 @@ class Evaluator:
             res["realized_" + a] = (
                 realized_avg[a] if labelled.sum() > 0 else {m: None for m in realized}
             )
-        res["realized"] = {m: [_num(v) for v in realized[m]] for m in realized}
+        res["realized"] = {m: _nums(realized[m]) for m in realized}
         res["n_labeled"] = [float(v) for v in labelled]
         with np.errstate(invalid="ignore", divide="ignore"):
             prev = window.counts[:, 1].sum(axis=1) / labelled
@@ -982,6 +1017,8 @@ def _prevalence(sk: ScoreSketch, labels: Sequence[str]) -> dict[str, float]:
 def _subset(sk: ScoreSketch, idx: Sequence[int]) -> ScoreSketch:
     """The sketch of the labels at ``idx`` (-1: a label without data, counted zero)."""
     names = sk.labels.names
+    if len(idx) == len(names) and all(j == k for k, j in enumerate(idx)):
+        return sk
     counts = np.zeros((len(idx), *sk.counts.shape[1:]))
     picked = [j for j in idx]
     ok = np.array([j >= 0 for j in picked], dtype=bool)

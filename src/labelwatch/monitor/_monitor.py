@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import secrets
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,7 +54,7 @@ from labelwatch.monitor._ingest import (
     parse_time,
     segment_value,
 )
-from labelwatch.monitor._pairs import pair_matrices
+from labelwatch.monitor._pairs import MAX_PAIR_LABELS, pair_matrices
 from labelwatch.monitor._queries import (
     COARSE_METRICS,
     SAMPLE_METRICS,
@@ -83,6 +84,9 @@ _KINDS = ("training", "test")
 Segment = tuple[str, str]
 
 
+_BASELINES_KEPT = 32  # decoded baselines kept per facade
+
+
 def _now() -> float:
     return time.time()
 
@@ -103,7 +107,7 @@ class _Window:
     labels: list[str]  # the field's vocabulary
     buckets: npt.NDArray[np.int64]  # per score cell: its hour
     label_pos: npt.NDArray[np.intp]  # per score cell: its label's position in ``labels``
-    blobs: bytes  # the score cells' counts, concatenated
+    blobs: list[bytes]  # the score cells' counts (dense or sparse, see ``encode_counts``)
     sum_buckets: npt.NDArray[np.int64]  # per sums cell: its hour
     sums: FloatArray  # (n cells, len(SUM_NAMES))
     pairs: tuple[FloatArray, FloatArray] | None = None  # (predicted, actual) co-occurrence
@@ -124,6 +128,24 @@ class Monitor(AlertsMixin):
         self._specs: dict[int, VersionSpec] = {}
         self._versions: dict[tuple[str, str], tuple[int, VersionSpec]] = {}
         self._quick: dict[int, QuickCheck] = {}
+        self._baselines: dict[
+            tuple[Any, ...], tuple[tuple[Any, ...], tuple[ScoreSketch, SampleStats | None]]
+        ] = {}
+        self._reads = threading.local()  # .cache: the windows read in a ``reading()`` block
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Within the block (in this thread), queries of a window already read in it
+        reuse its cells instead of reading them again: the several views of one window
+        a dashboard page shows cost one read. Writes made meanwhile may not be seen."""
+        outer = getattr(self._reads, "cache", None)
+        if outer is None:
+            self._reads.cache = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._reads.cache = None
 
     def close(self) -> None:
         """Release the database connections."""
@@ -590,19 +612,34 @@ class Monitor(AlertsMixin):
     def baseline(
         self, model_id: str, model_version: str, kind: str, field: str
     ) -> tuple[ScoreSketch, SampleStats | None]:
-        """The stored ``kind`` baseline of ``field``: ``(sketch, samples or None)``."""
+        """The stored ``kind`` baseline of ``field``: ``(sketch, samples or None)``.
+
+        Decoded baselines are kept (read-only arrays) while their stored row is the same
+        (its time and sizes), so repeated queries read only that stamp."""
         b = t.baselines
+        where = (b.c.version_id, b.c.kind, b.c.field)
+        stamp_of = (b.c.created_at, sa.func.length(b.c.sketch), sa.func.length(b.c.samples))
         with self._engine.connect() as conn:
             vid, _spec = self._resolve(conn, model_id, model_version)
+            cond = [c == v for c, v in zip(where, (vid, kind, field), strict=True)]
+            stamp = conn.execute(sa.select(*stamp_of).where(*cond)).first()
+            if stamp is None:
+                raise NotFoundError("baseline", f"{model_id}/{model_version} {kind} {field}")
+            key = (vid, kind, field)
+            cached = self._baselines.get(key)
+            if cached is not None and cached[0] == tuple(stamp):
+                return cached[1]
             row = conn.execute(
-                sa.select(b.c.sketch, b.c.samples).where(
-                    b.c.version_id == vid, b.c.kind == kind, b.c.field == field
-                )
+                sa.select(b.c.sketch, b.c.samples, *stamp_of).where(*cond)
             ).first()
         if row is None:
             raise NotFoundError("baseline", f"{model_id}/{model_version} {kind} {field}")
         samples = None if row.samples is None else SampleStats.from_bytes(row.samples)
-        return ScoreSketch.from_bytes(row.sketch), samples
+        got = (ScoreSketch.from_bytes(row.sketch), samples)
+        if len(self._baselines) >= _BASELINES_KEPT:
+            self._baselines.pop(next(iter(self._baselines)))
+        self._baselines[key] = (tuple(row[2:]), got)
+        return got
 
     # ================================================================ queries
     @staticmethod
@@ -623,9 +660,14 @@ class Monitor(AlertsMixin):
         segment: Segment | None,
         column: Literal["counts", "coarse"] | None,
         with_pairs: bool = False,
+        only: Sequence[str] | None = None,
+        hourly: bool = False,
     ) -> _Window:
         """The window's cells: score cells (their ``column``; None: none) and sums, and
-        with ``with_pairs`` the summed co-occurrence matrices."""
+        with ``with_pairs`` the summed co-occurrence matrices. ``only``: read the score
+        cells of these labels only (names of the vocabulary; positions stay those of
+        the whole vocabulary). The window's whole UTC days are read from the day
+        roll-ups (their bucket: the day's first hour) unless ``hourly``."""
         seg = ("", "")
         if segment is not None:
             if not (isinstance(segment, tuple | list) and len(segment) == 2):
@@ -633,59 +675,72 @@ class Monitor(AlertsMixin):
             value = segment_value(segment[1])
             seg = (str(segment[0]), value if value is not None else "")
         lo, hi = _bucket(start, "start"), _bucket(end, "end")
+        cache = getattr(self._reads, "cache", None)
+        key = (
+            model_id, model_version, environment, field, seg, lo, hi, column, with_pairs,
+            None if only is None else tuple(sorted(set(only))), hourly,
+        )  # fmt: skip
+        if cache is not None and key in cache:
+            return cache[key]  # type: ignore[no-any-return]
         with _no_gc(), self._snapshot() as conn:
             vid, spec = self._resolve(conn, model_id, model_version)
             self._check_field(spec, field)
             if segment is not None and seg[0] not in segments(conn, vid):
                 raise NotFoundError("segment", seg[0], hint=f"segments: {segments(conn, vid)}")
             field_vocab = vocab(conn, vid).get(field, {})
-            sc, sm = t.score_cells, t.sample_cells
-            where_sc: list[Any] = []
-            where_sm: list[Any] = []
-            for table, where in ((sc, where_sc), (sm, where_sm)):
-                where += [
-                    table.c.version_id == vid,
-                    table.c.environment == environment,
-                    table.c.field == field,
-                    table.c.seg_feature == seg[0],
-                    table.c.seg_value == seg[1],
-                ]
-                if lo is not None:
-                    where.append(table.c.bucket >= lo)
-                if hi is not None:
-                    where.append(table.c.bucket < hi)
-            score_rows: Sequence[Any] = []
-            if column is not None:
-                score_rows = conn.execute(
+            wanted = None
+            if only is not None:
+                wanted = sorted({field_vocab[x] for x in only if x in field_vocab})
+            days, hours = _spans(lo, hi, hourly)
+            score_rows: list[Any] = []
+            sum_rows: list[Any] = []
+            for (sc, sm), spans, per in (
+                ((t.score_days, t.sample_days), [days] if days else [], 24),
+                ((t.score_cells, t.sample_cells), hours, 1),
+            ):
+                if not spans:
+                    continue
+                cells = [sc.c.version_id == vid, sc.c.environment == environment,
+                         sc.c.field == field, sc.c.seg_feature == seg[0],
+                         sc.c.seg_value == seg[1], _in_spans(sc.c.bucket, spans)]  # fmt: skip
+                if wanted is not None:
+                    cells.append(sc.c.label_id.in_(wanted))
+                if column is not None:
                     # raw driver values: LargeBinary's result processing cost more than
-                    # the query
-                    sa.select(
-                        sc.c.bucket, sc.c.label_id, sa.type_coerce(sc.c[column], sa.types.NullType)
-                    ).where(*where_sc)
-                ).all()
-            sum_rows = conn.execute(
-                sa.select(sm.c.bucket, sa.type_coerce(sm.c.sums, sa.types.NullType)).where(
-                    *where_sm
-                )
-            ).all()
+                    # the query; a day cell's bucket is its first hour
+                    score_rows += conn.execute(
+                        sa.select(
+                            sc.c.bucket * per, sc.c.label_id,
+                            sa.type_coerce(sc.c[column], sa.types.NullType),
+                        ).where(*cells)
+                    ).all()
+                sum_rows += conn.execute(
+                    sa.select(sm.c.bucket * per, sa.type_coerce(sm.c.sums, sa.types.NullType))
+                    .where(sm.c.version_id == vid, sm.c.environment == environment,
+                           sm.c.field == field, sm.c.seg_feature == seg[0],
+                           sm.c.seg_value == seg[1], _in_spans(sm.c.bucket, spans))
+                ).all()  # fmt: skip
             pairs = None
-            if with_pairs:
+            if with_pairs and len(field_vocab) <= MAX_PAIR_LABELS:
                 positions = {label_id: j for j, label_id in enumerate(field_vocab.values())}
                 pairs = pair_matrices(conn, vid, environment, field, seg, lo, hi, positions)
         ids = {label_id: j for j, label_id in enumerate(field_vocab.values())}
         n = len(score_rows)
-        return _Window(
+        window = _Window(
             spec=spec,
             labels=list(field_vocab),
             buckets=np.fromiter((r[0] for r in score_rows), dtype=np.int64, count=n),
             label_pos=np.fromiter((ids[r[1]] for r in score_rows), dtype=np.intp, count=n),
-            blobs=b"".join(r[2] for r in score_rows),
+            blobs=[r[2] for r in score_rows],
             sum_buckets=np.array([r[0] for r in sum_rows], dtype=np.int64),
             sums=np.frombuffer(b"".join(r[1] for r in sum_rows), dtype="<f8").reshape(
                 len(sum_rows), len(SUM_NAMES)
             ),
             pairs=pairs,
         )
+        if cache is not None:
+            cache[key] = window
+        return window
 
     def sketch(
         self,
@@ -696,15 +751,44 @@ class Monitor(AlertsMixin):
         start: Any = None,
         end: Any = None,
         segment: Segment | None = None,
+        labels: Sequence[str] | None = None,
     ) -> ScoreSketch:
         """The merged ``ScoreSketch`` of ``field`` over the hour buckets in
         ``[start, end)`` (a bucket is in when its hour starts there), over the whole
-        traffic or one ``(feature, value)`` segment; labels: the field's vocabulary."""
-        w = self._window(model_id, model_version, environment, field, start, end, segment, "counts")
+        traffic or one ``(feature, value)`` segment; labels: the field's vocabulary, or
+        ``labels`` (names of it, in that order: only their cells are read)."""
+        only = None if labels is None else self._label_names(model_id, model_version, field, labels)
+        w = self._window(
+            model_id, model_version, environment, field, start, end, segment, "counts", only=only
+        )
         edges = w.spec.edges(field)
         empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
         counts = merge_counts(empty.counts.shape, w.label_pos, w.blobs)
+        if only is not None:
+            pos = {name: j for j, name in enumerate(w.labels)}
+            keep = [pos[name] for name in only]
+            return ScoreSketch(list(only), counts[keep], bins=w.spec.bins, thresholds=edges)
         return ScoreSketch(empty.labels, counts, bins=w.spec.bins, thresholds=edges)
+
+    def _label_names(
+        self, model_id: str, model_version: str, field: str, labels: Any
+    ) -> list[str]:
+        """``labels`` checked: a list of distinct names of the field's vocabulary."""
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise InvalidInputError("labels", "a list of label names", labels)
+        with self._snapshot() as conn:
+            vid, spec = self._resolve(conn, model_id, model_version)
+            self._check_field(spec, field)
+            known = vocab(conn, vid).get(field, {})
+        for name in labels:
+            if not isinstance(name, str) or name not in known:
+                raise InvalidInputError(
+                    "labels", f"labels of {field!r} ({len(known)} known)", name,
+                    label=name if isinstance(name, str) else None,
+                )
+        if len(set(labels)) != len(labels):
+            raise InvalidInputError("labels", "distinct label names", list(labels))
+        return list(labels)
 
     def sample_stats(
         self,
@@ -768,7 +852,13 @@ class Monitor(AlertsMixin):
         column: Literal["counts", "coarse"] | None = (
             None if metric in SAMPLE_METRICS else "coarse" if metric in COARSE_METRICS else "counts"
         )
-        w = self._window(model_id, model_version, environment, field, start, end, segment, column)
+        only = None  # one label's series reads that label's cells only (checked below)
+        if isinstance(labels, Sequence) and not isinstance(labels, str):
+            only = [x for x in labels if isinstance(x, str)]
+        w = self._window(
+            model_id, model_version, environment, field, start, end, segment, column,
+            only=only, hourly=granularity == "hour",
+        )
         spec, names = w.spec, w.labels
         keep = list(range(len(names)))
         if labels is not None:
@@ -933,6 +1023,36 @@ def _scope(scope: Any) -> None:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+Span = tuple[int | None, int | None]
+
+
+def _spans(lo: int | None, hi: int | None, hourly: bool) -> tuple[Span | None, list[Span]]:
+    """The hour window ``[lo, hi)`` (None: unbounded) as its whole days ``[dlo, dhi)``
+    (None when there is none, or ``hourly``) and the hour spans left over."""
+    if hourly:
+        return None, [(lo, hi)]
+    dlo = None if lo is None else -(-lo // 24)
+    dhi = None if hi is None else hi // 24
+    if dlo is not None and dhi is not None and dlo >= dhi:
+        return None, [(lo, hi)]
+    hours: list[Span] = []
+    if lo is not None and dlo is not None and lo < dlo * 24:
+        hours.append((lo, dlo * 24))
+    if hi is not None and dhi is not None and dhi * 24 < hi:
+        hours.append((dhi * 24, hi))
+    return (dlo, dhi), hours
+
+
+def _in_spans(column: Any, spans: list[Span]) -> Any:
+    """``column`` in any of the ``[a, b)`` spans (None: unbounded)."""
+    parts = []
+    for a, b in spans:
+        cond = [c for c in (None if a is None else column >= a,
+                            None if b is None else column < b) if c is not None]  # fmt: skip
+        parts.append(sa.and_(*cond) if cond else sa.true())
+    return sa.or_(*parts)
 
 
 def _bucket(value: Any, what: str) -> int | None:

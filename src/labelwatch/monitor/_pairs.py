@@ -3,7 +3,9 @@ weighted counts of predictions holding both labels i and j (score above each thr
 every prediction) and of actuals holding both (labelled predictions).
 
 Beside the sample sums, they give ``SampleStats`` its two co-occurrence matrices, hence
-co-occurrence drift and the exact variance of cardinality. Stored sparse: the upper
+co-occurrence drift and the exact variance of cardinality, for fields of at most
+``MAX_PAIR_LABELS`` labels (a field whose vocabulary grows past it stops collecting them,
+and its windows then have none). Stored sparse: the upper
 triangle's nonzero entries (diagonal included) as ``(i, j)`` label *ids* of the field's
 vocabulary (which only grows, so stored ids stay valid) with their two counts. A cell is
 read, summed and written back under the version's write lock, like the sketch cells.
@@ -21,7 +23,19 @@ from sqlalchemy.engine import Connection
 
 from labelwatch.monitor import _tables as t
 
-__all__ = ["add_pairs", "decode", "encode", "field_pairs", "pair_deltas", "pair_matrices"]
+__all__ = [
+    "MAX_PAIR_LABELS",
+    "add_pairs",
+    "decode",
+    "encode",
+    "field_pairs",
+    "pair_deltas",
+    "pair_matrices",
+]
+
+MAX_PAIR_LABELS = 256
+"""Co-occurrence is collected for fields of at most this many labels: a cell holds up to
+L (L + 1) / 2 pairs, 33,000 at 256 labels (500,000 at 1,000, 16 MB an hour)."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

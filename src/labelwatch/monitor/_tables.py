@@ -31,7 +31,9 @@ __all__ = [
     "pair_cells",
     "predictions",
     "sample_cells",
+    "sample_days",
     "score_cells",
+    "score_days",
     "tokens",
     "touched",
     "unseen_labels",
@@ -141,6 +143,24 @@ score_cells = sa.Table(
 
 sample_cells = sa.Table(
     "lw_sample_cells",
+    metadata,
+    *_cell_key("field"),
+    sa.Column("sums", sa.LargeBinary, nullable=False),
+)
+
+# the same cells summed per UTC day (``bucket``: days since the epoch), written in the same
+# transaction: a long window reads its whole days here and only its other hours above
+score_days = sa.Table(
+    "lw_score_days",
+    metadata,
+    *_cell_key("field"),
+    sa.Column("label_id", sa.Integer, primary_key=True),
+    sa.Column("counts", sa.LargeBinary, nullable=False),
+    sa.Column("coarse", sa.LargeBinary, nullable=False),
+)
+
+sample_days = sa.Table(
+    "lw_sample_days",
     metadata,
     *_cell_key("field"),
     sa.Column("sums", sa.LargeBinary, nullable=False),

@@ -38,7 +38,7 @@ from labelwatch.monitor._ingest import (
     prediction_tuples,
     row_segments,
 )
-from labelwatch.monitor._pairs import add_pairs, field_pairs
+from labelwatch.monitor._pairs import MAX_PAIR_LABELS, add_pairs, field_pairs
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
@@ -264,11 +264,12 @@ def insert_predictions(
         scored = pred.has | aligned.labeled
         deltas = field_deltas(spec, f, aligned, groups, scored, joined=False)
         add_cells(conn, vid, env, f, vocab, aligned.labels, *deltas, coarse=coarse_map(spec, f)[0])
-        ths = [spec.threshold(f, x) for x in aligned.labels]
-        add_pairs(
-            conn, vid, env, f,
-            field_pairs(ths, aligned, groups, scored, vocab, count_predicted=True),
-        )  # fmt: skip
+        if len(vocab) <= MAX_PAIR_LABELS:
+            ths = [spec.threshold(f, x) for x in aligned.labels]
+            add_pairs(
+                conn, vid, env, f,
+                field_pairs(ths, aligned, groups, scored, vocab, count_predicted=True),
+            )  # fmt: skip
     if pending:
         for chunk in chunks(list(pending)):
             conn.execute(
@@ -421,11 +422,12 @@ def join_actuals(
             vocab = learn(conn, vid, f, [pred])
         add_cells(conn, vid, env, f, vocab, al.labels, *deltas_move, coarse=coarse_map(spec, f)[0])
         # actual pairs of the rows now labelled (predicted pairs were counted already)
-        ths = [spec.threshold(f, x) for x in al.labels]
-        add_pairs(
-            conn, vid, env, f,
-            field_pairs(ths, al, groups, al.labeled, vocab, count_predicted=False),
-        )  # fmt: skip
+        if len(vocab) <= MAX_PAIR_LABELS:
+            ths = [spec.threshold(f, x) for x in al.labels]
+            add_pairs(
+                conn, vid, env, f,
+                field_pairs(ths, al, groups, al.labeled, vocab, count_predicted=False),
+            )  # fmt: skip
 
 
 def _same(features: str, predictions: str, r: Any) -> bool:

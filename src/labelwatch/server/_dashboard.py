@@ -208,7 +208,8 @@ def _version_page(
         mon = _monitor(request)
         try:
             q = _query(request, mon)
-            data = build(mon, q, request)
+            with mon.reading():  # the page's views of one window: one read of its cells
+                data = build(mon, q, request)
         except LabelwatchError as exc:
             return _error_page(exc)
         dict_fields = [f for f, kind in q.info["predictions"].items() if kind == "dict"]

@@ -26,7 +26,7 @@ from labelwatch.errors import (
     UndefinedMetricWarning,
 )
 from labelwatch.metrics import SampleStats, ScoreSketch
-from labelwatch.monitor import Monitor
+from labelwatch.monitor import MAX_PAIR_LABELS, Monitor
 from labelwatch.server._errors import jsonable
 from labelwatch.server._summary import summarize
 
@@ -179,9 +179,11 @@ class Query:
     def _args(self) -> tuple[str, str, str, str]:
         return self.model_id, self.version, self.environment, self.field
 
-    def sketch(self, mon: Monitor) -> ScoreSketch:
-        """The merged sketch of the window (and segment)."""
-        return mon.sketch(*self._args(), self.start, self.end, segment=self.segment)
+    def sketch(self, mon: Monitor, labels: list[str] | None = None) -> ScoreSketch:
+        """The merged sketch of the window (and segment), of every label or ``labels``."""
+        return mon.sketch(
+            *self._args(), self.start, self.end, segment=self.segment, labels=labels
+        )
 
     def stats(self, mon: Monitor) -> SampleStats:
         """The merged sample stats of the window (and segment)."""
@@ -265,21 +267,20 @@ def overview_view(mon: Monitor, q: Query) -> dict[str, Any]:
 def estimated_f1_view(mon: Monitor, q: Query) -> dict[str, Any]:
     """Estimated micro F1 (with its band) per period with data, from the training
     baseline's calibration (no actuals needed); a note instead when there is none."""
-    width = HOUR if q.granularity == "hour" else 24 * HOUR
-    points = _timeseries(mon, q, "count")[-_MAX_ESTIMATE_PERIODS:]
     out: dict[str, list[float | None]] = {"t": [], "value": [], "lower": [], "upper": []}
+    try:
+        points = mon.performance_series(
+            q.model_id, q.version, q.environment, q.field, q.start, q.end,
+            granularity=q.granularity, segment=_segment_arg(q), last=_MAX_ESTIMATE_PERIODS,
+            per_label=False,
+        )
+    except NotFoundError as exc:
+        return {"note": f"no estimate: {exc}"}
+    width = HOUR if q.granularity == "hour" else 24 * HOUR
     for p in points:
-        lo = max(_epoch(p["start"]), q.start)
-        hi = min(lo - lo % width + width, q.end)
-        try:
-            est = mon.performance(
-                q.model_id, q.version, q.environment, q.field, lo, hi,
-                segment=_segment_arg(q),
-            )
-        except NotFoundError as exc:
-            return {"note": f"no estimate: {exc}"}
-        value, lower, upper = est["micro"]["f1"]
-        out["t"].append(_epoch(p["start"]))
+        value, lower, upper = p["micro"]["f1"]
+        start = _epoch(p["window_start"])
+        out["t"].append(start - start % width)  # the period's start, as the other series
         out["value"].append(_num(value))
         out["lower"].append(_num(lower))
         out["upper"].append(_num(upper))
@@ -346,9 +347,7 @@ def label_view(mon: Monitor, q: Query, label: str) -> dict[str, Any]:
     ``ScoreSketch`` does), AUC, and precision / recall / F1 per period."""
     if label not in q.labels:
         raise NotFoundError("label", label, hint=f"{len(q.labels)} labels in {q.field!r}")
-    sk = q.sketch(mon)
-    i = sk.labels.index(label)
-    one = ScoreSketch([label], sk.counts[i : i + 1], bins=sk.bins, thresholds=sk.thresholds)
+    one = q.sketch(mon, [label])
     base, _samples, kind = baseline_sketch(mon, q)
     baseline = None
     if base is not None and label in base.labels:
@@ -406,12 +405,20 @@ def cooccurrence_view(mon: Monitor, q: Query) -> dict[str, Any]:
         names, baseline = _top_cooccurrence(samples, None)
         baseline_note = None
     current = None
-    current_note: str | None = "not collected: the window's stored sums carry no co-occurrence"
+    current_note: str | None = "no label logged yet"
     if q.labels:
-        stats = q.stats(mon)
+        stats = mon.sample_stats(
+            q.model_id, q.version, q.environment, q.field, q.start, q.end,
+            segment=q.segment, cooccurrence=True,
+        )
         if stats.has_cooccurrence:
             names, current = _top_cooccurrence(stats, names)
             current_note = None
+        else:
+            current_note = (
+                f"not collected: co-occurrence is kept for fields of at most "
+                f"{MAX_PAIR_LABELS} labels"
+            )
     return {
         "labels": names or [],
         "baseline": baseline,

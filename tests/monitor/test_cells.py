@@ -1,0 +1,212 @@
+"""Stored score cells: dense or sparse bytes, decoded and merged to the same sums as a
+plain loop over dense arrays; cells stored densely by an earlier version still read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from labelwatch.metrics import ScoreSketch
+from labelwatch.monitor import Monitor
+from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import decode_counts, encode_counts, merge_counts
+from tests.monitor.helpers import (
+    LABELS,
+    T0,
+    assert_matches_sklearn,
+    dense,
+    make_actuals,
+    make_predictions,
+)
+
+SHAPE = (3, 201)
+COARSE = (3, len(ScoreSketch.empty([], bins=1, thresholds=[0.5]).edges))
+
+
+def _random_cell(rng: np.random.Generator, nonzero: int) -> np.ndarray:
+    cell = np.zeros(SHAPE)
+    idx = rng.integers(0, cell.size, nonzero)
+    np.add.at(cell.ravel(), idx, rng.integers(1, 5, nonzero) * rng.choice([1.0, 0.25], nonzero))
+    return cell
+
+
+@pytest.mark.parametrize("nonzero", [0, 1, 20, 401, 402, 403, 603, 5000])
+def test_round_trip_and_size(nonzero: int) -> None:
+    rng = np.random.default_rng(nonzero)
+    cell = _random_cell(rng, nonzero)
+    blob = encode_counts(cell)
+    dense_size = cell.size * 8
+    kept = int(np.count_nonzero(cell))
+    # sparse (12 bytes an entry) exactly when that is shorter than dense
+    assert len(blob) == (kept * 12 if kept * 12 < dense_size else dense_size)
+    back = decode_counts(blob, SHAPE)
+    assert back.shape == SHAPE
+    np.testing.assert_array_equal(back, cell)
+
+
+def test_negative_and_fractional_values_round_trip() -> None:
+    cell = np.zeros(SHAPE)
+    cell[2, 0], cell[0, 200], cell[1, 7] = -3.0, 0.1, 1e-300
+    np.testing.assert_array_equal(decode_counts(encode_counts(cell), SHAPE), cell)
+
+
+def test_merge_equals_a_loop_over_dense_cells() -> None:
+    rng = np.random.default_rng(7)
+    cells = [_random_cell(rng, int(n)) for n in rng.choice([0, 3, 30, 300, 450, 2000], 120)]
+    where = rng.integers(0, 9, len(cells))
+    blobs = [encode_counts(c) for c in cells]
+    assert {len(b) == 603 * 8 for b in blobs} == {True, False}  # both forms present
+    expected = np.zeros((9, *SHAPE))
+    for w, c in zip(where, cells, strict=True):
+        expected[w] += c
+    got = merge_counts((3, 3, *SHAPE), where, blobs)
+    np.testing.assert_allclose(got.reshape(9, *SHAPE), expected, rtol=0, atol=1e-12)
+    # all dense, all sparse and no cell at all
+    dense_only = [c.tobytes() for c in cells]
+    np.testing.assert_allclose(
+        merge_counts((9, *SHAPE), where, dense_only), expected, rtol=0, atol=1e-12
+    )
+    sparse = [i for i, b in enumerate(blobs) if len(b) < 603 * 8]
+    exp_sparse = np.zeros((9, *SHAPE))
+    for i in sparse:
+        exp_sparse[where[i]] += cells[i]
+    np.testing.assert_allclose(
+        merge_counts((9, *SHAPE), where[sparse], [blobs[i] for i in sparse]),
+        exp_sparse, rtol=0, atol=1e-12,
+    )
+    assert not merge_counts((9, *SHAPE), where[:0], []).any()
+
+
+def test_cells_written_dense_by_an_earlier_version_still_read(mon: Monitor) -> None:
+    """Rewrite every stored cell densely (as before sparse cells), then log more on top
+    and join actuals: the sketch still equals scikit-learn's over all predictions."""
+    mon.create_model_version(
+        "movies", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"}, segments=["country"],
+        labels={"genres": LABELS},
+    )
+    preds = make_predictions(300, seed=3, hours=3)
+    acts = make_actuals(preds)
+    mon.log_predictions("movies", "v1", "production", preds[:150])
+    mon.log_actuals("movies", "v1", "production", acts[:100])
+    sc = t.score_cells
+    key = [sc.c[k] for k in ("seg_feature", "seg_value", "bucket", "label_id")]
+    with mon._engine.begin() as conn:
+        rows = conn.execute(sa.select(*key, sc.c.counts, sc.c.coarse)).all()
+        assert any(len(r.counts) < 603 * 8 for r in rows)  # sparse cells
+        for r in rows:
+            conn.execute(
+                sa.update(sc)
+                .where(*(c == v for c, v in zip(key, r[:4], strict=True)))
+                .values(
+                    counts=decode_counts(r.counts, SHAPE).tobytes(),
+                    coarse=decode_counts(r.coarse, COARSE).tobytes(),
+                )
+            )
+    mon.log_predictions("movies", "v1", "production", preds[150:])
+    mon.log_actuals("movies", "v1", "production", acts[100:])
+    sk = mon.sketch("movies", "v1", "production", "genres")
+    by_id = {a["id"]: a["actuals"] for a in acts}
+    s, y = dense(preds, by_id, "genres", LABELS)
+    assert_matches_sklearn(sk, s, y)
+    assert sk.count("unlabeled").sum() == 0
+
+
+def _cells_by_key(mon: Monitor) -> dict[str, dict[tuple[object, ...], np.ndarray]]:
+    """The day cells' decoded values by key: counts, coarse counts and sums."""
+    out: dict[str, dict[tuple[object, ...], np.ndarray]] = {}
+    with mon._engine.connect() as conn:
+        for table, column, shape in (
+            (t.score_days, "counts", SHAPE),
+            (t.score_days, "coarse", COARSE),
+            (t.sample_days, "sums", None),
+        ):
+            keys = list(table.primary_key.columns)
+            out[f"{table.name}.{column}"] = {
+                tuple(r[:-1]): decode_counts(r[-1], shape or (len(r[-1]) // 8,))
+                for r in conn.execute(sa.select(*keys, table.c[column]))
+            }
+    return out
+
+
+def test_day_cells_are_the_sums_of_hour_cells_and_are_backfilled(mon: Monitor) -> None:
+    """Day roll-ups written with the hour cells equal those a migration rebuilds from
+    the hour cells alone; a window of whole days reads them and equals the hour sums."""
+    from alembic import command
+    from alembic.config import Config
+
+    from labelwatch.monitor._store import upgrade, write_transaction
+
+    mon.create_model_version(
+        "movies", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"}, segments=["country"],
+    )
+    preds = make_predictions(600, seed=5, hours=70)  # about three days
+    acts = make_actuals(preds)
+    mon.log_actuals("movies", "v1", "production", acts[:100])  # before their predictions
+    for i in range(0, 600, 200):
+        mon.log_predictions("movies", "v1", "production", preds[i : i + 200])
+    mon.log_actuals("movies", "v1", "production", acts[100:450])
+    written = _cells_by_key(mon)
+    assert len(written["lw_score_days.counts"]) >= 3 * len(LABELS)
+    day = 24 * 3600.0
+    whole_days = mon.sketch("movies", "v1", "production", "genres", T0, T0 + 3 * day)
+    by_hours = mon.timeseries("movies", "v1", "production", "genres", "count",
+                              granularity="hour", start=T0, end=T0 + 3 * day)
+    assert whole_days.count().sum() == sum(sum(p["value"]) for p in by_hours)
+    by_id = {a["id"]: a["actuals"] for a in acts[:450]}
+    s, y = dense(preds, by_id, "genres", LABELS)
+    assert_matches_sklearn(whole_days, s, y)
+    # rebuild the day cells from the hour cells: back to 0004 and up again
+    config = Config()
+    from importlib import resources
+
+    config.set_main_option(
+        "script_location", str(resources.files("labelwatch.monitor") / "migrations")
+    )
+    with write_transaction(mon._engine, lock_key=0) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    upgrade(mon._engine)
+    rebuilt = _cells_by_key(mon)
+    for name, cells in written.items():
+        assert cells.keys() == rebuilt[name].keys()
+        for key, value in cells.items():  # sums of fractions: up to their rounding
+            np.testing.assert_allclose(rebuilt[name][key], value, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "start_h, end_h",
+    [(5, 53), (None, 30), (20, None), (24, 48), (25, 47), (0, 72), (None, None), (49, 50)],
+)
+def test_windows_across_days_and_hours_match_sklearn(
+    mon: Monitor, start_h: int | None, end_h: int | None
+) -> None:
+    """A window is its whole days (day cells) and its other hours (hour cells): metrics
+    equal scikit-learn's on exactly the predictions inside, per day and per hour."""
+    mon.create_model_version(
+        "movies", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"}, segments=["country"],
+    )
+    preds = make_predictions(500, seed=9, hours=70)
+    acts = make_actuals(preds)
+    mon.log_predictions("movies", "v1", "production", preds)
+    mon.log_actuals("movies", "v1", "production", acts[:400])
+    start = None if start_h is None else T0 + start_h * 3600
+    end = None if end_h is None else T0 + end_h * 3600
+    inside = [
+        p for p in preds
+        if (start is None or p["timestamp"] >= start) and (end is None or p["timestamp"] < end)
+    ]
+    by_id = {a["id"]: a["actuals"] for a in acts[:400]}
+    s, y = dense(inside, by_id, "genres", LABELS)
+    sk = mon.sketch("movies", "v1", "production", "genres", start, end)
+    assert_matches_sklearn(sk, s, y)
+    assert sk.count().max() <= len(inside)
+    stats = mon.sample_stats("movies", "v1", "production", "genres", start, end)
+    assert stats.n_predicted == len(inside)
+    for granularity in ("hour", "day"):
+        points = mon.timeseries("movies", "v1", "production", "genres", "count",
+                                granularity=granularity, start=start, end=end)
+        assert sum(p["count"] for p in points) == len(inside)
