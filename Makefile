@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench clean tf-oracle
+.PHONY: demo test lint bench clean tf-oracle aporia-sdk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,14 @@ lint: $(VENV)/.dev-installed
 tf-oracle:
 	bash tools/tf_oracle/setup.sh
 
-# The TF oracle tests must run here, not skip.
-test: lint tf-oracle
-	LABELWATCH_REQUIRE_TF_ORACLE=1 $(BIN)/pytest
+# The real Aporia v1 SDK (numpy<2, pandas<2) in its own venv: the client of the
+# drop-in server's end-to-end test (tests/server/test_aporia.py).
+aporia-sdk:
+	bash tools/aporia_sdk/setup.sh
+
+# The TF oracle and Aporia SDK tests must run here, not skip.
+test: lint tf-oracle aporia-sdk
+	LABELWATCH_REQUIRE_TF_ORACLE=1 LABELWATCH_REQUIRE_APORIA_SDK=1 $(BIN)/pytest
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install -q -e '.[bench]'
@@ -41,4 +46,4 @@ bench: $(VENV)/.dev-installed
 	cd bench && ../$(BIN)/python -u ingest.py && ../$(BIN)/python -u query.py
 
 clean:
-	rm -rf $(VENV) .venv-tf build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tf .venv-aporia build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

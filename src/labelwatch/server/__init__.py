@@ -1,4 +1,6 @@
-"""The HTTP server: the REST API under ``/api/v1`` over a :class:`~labelwatch.monitor.Monitor`.
+"""The HTTP server: the REST API under ``/api/v1`` over a :class:`~labelwatch.monitor.Monitor`,
+the web dashboard, and the endpoints of the Aporia v1 Python SDK (``/v1beta``,
+``/v1/controller/graphql``), so code instrumented with it logs here unchanged.
 
 Run it with ``labelwatch serve``, or build the ASGI app yourself:
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from labelwatch.errors import LabelwatchError
 from labelwatch.monitor import Monitor
 from labelwatch.server._alert_routes import alert_router
+from labelwatch.server._aporia import aporia_router
 from labelwatch.server._auth import TokenCache
 from labelwatch.server._dashboard import dashboard_router
 from labelwatch.server._errors import error_response, from_exception, from_validation_error
@@ -202,6 +203,7 @@ def create_app(
     app.state.max_batch = max_batch
     app.include_router(router)
     app.include_router(alert_router)
+    app.include_router(aporia_router)  # the Aporia v1 SDK's endpoints, at the root
     app.include_router(dashboard_router)  # the web dashboard at /
 
     @app.get("/healthz", tags=["health"])
