@@ -131,40 +131,31 @@ actuals = sa.Table(
     sa.Column("joined", sa.Boolean, nullable=False),
 )
 
-score_cells = sa.Table(
-    "lw_score_cells",
-    metadata,
-    *_cell_key("field"),
-    sa.Column("label_id", sa.Integer, primary_key=True),
-    sa.Column("counts", sa.LargeBinary, nullable=False),
-    # the same counts folded into the bins between the field's thresholds
-    sa.Column("coarse", sa.LargeBinary, nullable=False),
-)
+def _score_table(name: str) -> sa.Table:
+    """Per cell and label: the counts, and the same folded into the bins between the
+    field's thresholds (``coarse``)."""
+    return sa.Table(
+        name,
+        metadata,
+        *_cell_key("field"),
+        sa.Column("label_id", sa.Integer, primary_key=True),
+        sa.Column("counts", sa.LargeBinary, nullable=False),
+        sa.Column("coarse", sa.LargeBinary, nullable=False),
+    )
 
-sample_cells = sa.Table(
-    "lw_sample_cells",
-    metadata,
-    *_cell_key("field"),
-    sa.Column("sums", sa.LargeBinary, nullable=False),
-)
 
+def _sample_table(name: str) -> sa.Table:
+    """Per cell: the per-sample sums."""
+    sums = sa.Column("sums", sa.LargeBinary, nullable=False)
+    return sa.Table(name, metadata, *_cell_key("field"), sums)
+
+
+score_cells = _score_table("lw_score_cells")
+sample_cells = _sample_table("lw_sample_cells")
 # the same cells summed per UTC day (``bucket``: days since the epoch), written in the same
 # transaction: a long window reads its whole days here and only its other hours above
-score_days = sa.Table(
-    "lw_score_days",
-    metadata,
-    *_cell_key("field"),
-    sa.Column("label_id", sa.Integer, primary_key=True),
-    sa.Column("counts", sa.LargeBinary, nullable=False),
-    sa.Column("coarse", sa.LargeBinary, nullable=False),
-)
-
-sample_days = sa.Table(
-    "lw_sample_days",
-    metadata,
-    *_cell_key("field"),
-    sa.Column("sums", sa.LargeBinary, nullable=False),
-)
+score_days = _score_table("lw_score_days")
+sample_days = _sample_table("lw_sample_days")
 
 # label co-occurrence per cell (see _pairs.py): sparse upper triangles, by label id
 pair_cells = sa.Table(

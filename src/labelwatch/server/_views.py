@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 HOUR = 3600.0
+DAY = 24 * HOUR
 RANGES: dict[str, float | None] = {
     "24h": 24 * HOUR,
     "7d": 7 * 24 * HOUR,
@@ -60,6 +61,7 @@ DRIFT_CHOICES = ("psi", "js", "hellinger", "ks", "wasserstein", "prevalence_drif
                  "predicted_positive_rate_drift")
 _MAX_HEATMAP = 40  # labels shown in the co-occurrence heatmap (the most prevalent)
 _MAX_ESTIMATE_PERIODS = 96
+_BRIEF_BREACHES = 5  # breaching labels an incident shows on the overview
 
 
 def dumps_for_script(data: Any) -> str:
@@ -147,6 +149,8 @@ class Query:
                 raise InvalidInputError("start", "a time before end", start)
         elif rng in RANGES:
             span = RANGES[rng]
+            if span is None or span >= 7 * DAY:  # whole UTC days, today's included
+                hi = (math.floor(at / DAY) + 1) * DAY
             lo = 0.0 if span is None else hi - span
         else:
             raise InvalidInputError("range", f"one of {[*RANGES, 'custom']}", rng)
@@ -260,7 +264,11 @@ def overview_view(mon: Monitor, q: Query) -> dict[str, Any]:
         },
         "granularity": q.granularity,
         "totals": totals,
-        "incidents": _open_incidents(mon, q),
+        # the first breaches of each (the incidents page lists them all)
+        "incidents": [
+            {**i, "breaches": i["breaches"][:_BRIEF_BREACHES], "n_breaches": len(i["breaches"])}
+            for i in _open_incidents(mon, q)
+        ],
     }
 
 

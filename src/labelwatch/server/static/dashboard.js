@@ -421,7 +421,8 @@
     var tb = h("tbody");
     incidents.forEach(function (i) {
       var labels = (i.breaches || []).map(function (b) { return b.label; });
-      var shownLabels = labels.slice(0, 5).join(", ") + (labels.length > 5 ? " … (" + labels.length + ")" : "");
+      var n = i.n_breaches != null ? i.n_breaches : labels.length;
+      var shownLabels = labels.slice(0, 5).join(", ") + (n > 5 ? " … (" + n + ")" : "");
       tb.appendChild(h("tr", {}, [
         h("td", {}, [links && links.incidents ? h("a", { href: links.incidents + "#incident-" + i.id, text: String(i.id) }) : String(i.id)]),
         h("td", { text: i.monitor }), h("td", {}, [h("span", { class: "badge sev-" + i.severity, text: i.severity })]),
