@@ -95,6 +95,11 @@ def serve(
     db: str = typer.Option(DEFAULT_DB, "--db", help=DB_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8765, min=1, max=65535, help="TCP port to listen on."),
+    workers: int = typer.Option(
+        1, "--workers", min=1,
+        help="Worker processes sharing the port, each with its own database connections "
+        "(production: 4 over PostgreSQL).",
+    ),
     access_log: bool = typer.Option(
         False, "--access-log/--no-access-log", help="Log each request."
     ),
@@ -107,26 +112,43 @@ def serve(
 
     On a database without any token, prints a new admin token once. A background thread
     evaluates the monitors that are due and delivers webhooks every --schedule-interval
-    seconds.
+    seconds, in one process only of all those serving the database (--workers, hosts).
+    Workers and hosts ingest concurrently: each write holds its model version's lock in
+    the database, and a retried prediction id is stored once.
     """
+    import inspect
+    import os
+
     import uvicorn
 
     from labelwatch.monitor import Monitor
-    from labelwatch.server import create_app
+    from labelwatch.server._workers import ENV, FACTORY, ServeSettings, build_app, log_config
 
-    monitor = _open_monitor(db)
+    monitor = _open_monitor(db)  # creates or upgrades the schema once, before any worker
     assert isinstance(monitor, Monitor)
+    settings = ServeSettings(db, schedule_interval=schedule_interval)
+    options: dict[str, Any] = {
+        "host": host, "port": port, "access_log": access_log, "log_level": "info",
+        "log_config": log_config(workers),
+    }
     try:
         if not monitor.has_tokens():
             token = monitor.create_token("admin", name="first admin (labelwatch serve)")
             typer.echo("No API token yet: created an admin token. It is shown only this once:")
             typer.echo(f"admin token: {token}")
-        typer.echo(f"labelwatch serving {db.split('://')[0]} on http://{host}:{port}")
+        processes = f" with {workers} worker processes" if workers > 1 else ""
+        typer.echo(f"labelwatch serving {db.split('://')[0]} on http://{host}:{port}{processes}")
         sys.stdout.flush()
-        uvicorn.run(
-            create_app(monitor, schedule_interval=schedule_interval), host=host, port=port,
-            access_log=access_log, log_level="info",
-        )
+        if workers == 1:
+            uvicorn.run(build_app(monitor, settings), **options)
+        else:  # each worker builds its own monitor from the settings in the environment
+            monitor.close()
+            os.environ[ENV] = settings.to_env()
+            if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+                # a worker must answer uvicorn's ping within this while it still imports
+                # numpy and the app (the default 5 s kills workers on a busy machine)
+                options["timeout_worker_healthcheck"] = 30
+            uvicorn.run(FACTORY, factory=True, workers=workers, **options)
     finally:
         monitor.close()
 
