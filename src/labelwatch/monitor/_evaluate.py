@@ -243,10 +243,7 @@ class Evaluator:
                 spec.segment,
                 "counts",
             )
-            edges = w.spec.edges(fld)
-            empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
-            counts = merge_counts(empty.counts.shape, w.label_pos, w.blobs)
-            sk = ScoreSketch(empty.labels, counts, bins=w.spec.bins, thresholds=edges)
+            sk = w.sketch_of(fld)
             got = self._sketches[key] = (
                 sk,
                 w.sums.sum(axis=0) if len(w.sums) else np.zeros(len(SUM_NAMES)),

@@ -111,6 +111,17 @@ class _Window:
     sum_buckets: npt.NDArray[np.int64]  # per sums cell: its hour
     sums: FloatArray  # (n cells, len(SUM_NAMES))
     pairs: tuple[FloatArray, FloatArray] | None = None  # (predicted, actual) co-occurrence
+    merged: ScoreSketch | None = None  # the counts merged (see ``sketch_of``), once
+
+    def sketch_of(self, field: str) -> ScoreSketch:
+        """The window's score cells merged into one sketch of every label (kept: the
+        views of one window in a ``reading()`` block merge it once)."""
+        if self.merged is None:
+            edges, bins = self.spec.edges(field), self.spec.bins
+            empty = ScoreSketch.empty(LabelSpace(self.labels), thresholds=edges, bins=bins)
+            counts = merge_counts(empty.counts.shape, self.label_pos, self.blobs)
+            self.merged = ScoreSketch(empty.labels, counts, bins=bins, thresholds=edges)
+        return self.merged
 
 
 class Monitor(AlertsMixin):
@@ -761,14 +772,13 @@ class Monitor(AlertsMixin):
         w = self._window(
             model_id, model_version, environment, field, start, end, segment, "counts", only=only
         )
-        edges = w.spec.edges(field)
-        empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
-        counts = merge_counts(empty.counts.shape, w.label_pos, w.blobs)
-        if only is not None:
-            pos = {name: j for j, name in enumerate(w.labels)}
-            keep = [pos[name] for name in only]
-            return ScoreSketch(list(only), counts[keep], bins=w.spec.bins, thresholds=edges)
-        return ScoreSketch(empty.labels, counts, bins=w.spec.bins, thresholds=edges)
+        whole = w.sketch_of(field)
+        if only is None:
+            return whole
+        pos = {name: j for j, name in enumerate(w.labels)}
+        keep = [pos[name] for name in only]
+        return ScoreSketch(list(only), whole.counts[keep], bins=w.spec.bins,
+                           thresholds=w.spec.edges(field))  # fmt: skip
 
     def _label_names(
         self, model_id: str, model_version: str, field: str, labels: Any
