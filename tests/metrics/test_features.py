@@ -415,3 +415,179 @@ def test_inf_names_the_row_and_merges_refuse_different_settings() -> None:
         feature_drift(NumericSketch(), NumericSketch(relative_accuracy=0.01))
     with pytest.raises(IncompatibleMergeError, match=r"left 1000, right 5"):
         CategoricalCounts() + CategoricalCounts(max_categories=5)
+
+
+# ---------------------------------------------------------- grouped builders
+# Magnitudes where bucketing and exact sums are delicate: signed zeros, subnormals (the
+# zero bucket yet in the sum), the smallest normal, the extremes, duplicates.
+SPECIAL = [0.0, -0.0, 5e-324, -1e-310, 2.2250738585072014e-308, -1e-300, 1e300, -1.7e308,
+           1.0, 1.0, -3.0, 0.1]  # fmt: skip
+
+
+def _numeric_column(rng: np.random.Generator, n: int) -> list[float | None]:
+    """Mixed scales (a narrow range, or decades apart) with specials, NaN and None."""
+    if rng.random() < 0.5:
+        x = np.round(rng.normal(0, 3, n), int(rng.integers(0, 4)))  # duplicates
+    else:
+        x = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-300, 300, n)
+    out: list[float | None] = x.tolist()
+    for i in np.flatnonzero(rng.random(n) < 0.15):
+        out[i] = SPECIAL[int(rng.integers(len(SPECIAL)))]
+    for i in np.flatnonzero(rng.random(n) < 0.1):
+        out[i] = None if rng.random() < 0.5 else math.nan
+    return out
+
+
+def _groups(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Overlapping groups of rows in any order: random subsets, one with repeated rows, all
+    rows, single rows and empty ones."""
+    groups = [rng.choice(n, int(rng.integers(0, n + 1)), replace=False) for _ in range(5)]
+    groups += [rng.integers(0, n, n), np.arange(n), np.zeros(0, np.int64)]
+    groups += [np.array([i]) for i in rng.integers(0, n, 3)]
+    return [g for g in groups if g.size or rng.random() < 0.5] if n else [np.zeros(0, int)]
+
+
+@pytest.mark.parametrize("accuracy", [0.005, 1e-5, 0.2])
+@pytest.mark.parametrize("seed", range(12))
+def test_numeric_from_groups_is_from_values_of_each_group(seed: int, accuracy: float) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    values = _numeric_column(rng, n)
+    groups = _groups(rng, n)
+    got = NumericSketch.from_groups(values, groups, relative_accuracy=accuracy)
+    floats = np.array([math.nan if v is None else v for v in values])
+    assert len(got) == len(groups)
+    for g, sk in zip(groups, got, strict=True):
+        want = NumericSketch.from_values([values[i] for i in g], relative_accuracy=accuracy)
+        assert sk.to_bytes() == want.to_bytes(), g
+    again = NumericSketch.from_groups(floats, groups, relative_accuracy=accuracy)
+    assert [sk.to_bytes() for sk in again] == [sk.to_bytes() for sk in got]
+
+
+def test_numeric_from_groups_with_many_groups_of_values_far_apart() -> None:
+    """Few rows per group over hundreds of decades: bucket keys and exponents too sparse
+    for dense per-group arrays."""
+    rng = np.random.default_rng(7)
+    values = (rng.choice([-1.0, 1.0], 300) * 10.0 ** rng.uniform(-300, 300, 300)).tolist()
+    groups = [rng.choice(300, 3, replace=False) for _ in range(200)]
+    got = NumericSketch.from_groups(values, groups)
+    for g, sk in zip(groups, got, strict=True):
+        assert sk.to_bytes() == NumericSketch.from_values([values[i] for i in g]).to_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(maybe_missing, max_size=40), st.lists(st.lists(st.integers(0, 39)), max_size=5))
+def test_numeric_from_groups_property(values: list[float | None], groups: list[list[int]]) -> None:
+    groups = [[i for i in g if i < len(values)] for g in groups]
+    got = NumericSketch.from_groups(values, [np.array(g, dtype=np.int64) for g in groups])
+    for g, sk in zip(groups, got, strict=True):
+        assert sk.to_bytes() == NumericSketch.from_values([values[i] for i in g]).to_bytes()
+
+
+def _category_column(rng: np.random.Generator, n: int) -> list[str | float | None]:
+    names = [f"c{i}" for i in range(int(rng.integers(8, 40)))] + ["", "é", "a b"]
+    pool: list[str | float | None] = [*names, None, math.nan, np.float64("nan")]
+    return [pool[i] for i in rng.integers(0, len(pool), n)]
+
+
+@pytest.mark.parametrize("cap", [1, 5, 1000])
+@pytest.mark.parametrize("seed", range(12))
+def test_categorical_from_groups_is_from_values_of_each_group(seed: int, cap: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 400))
+    values = _category_column(rng, n)
+    groups = _groups(rng, n)
+    got = CategoricalCounts.from_groups(values, groups, max_categories=cap)
+    assert len(got) == len(groups)
+    assert any(c.truncated for c in got) == (cap < 1000)  # capped groups are tested
+    for g, c in zip(groups, got, strict=True):
+        want = CategoricalCounts.from_values([values[i] for i in g], max_categories=cap)
+        assert c.to_bytes() == want.to_bytes(), g
+    column = np.empty(n, dtype=object)
+    column[:] = values
+    again = CategoricalCounts.from_groups(column, groups, max_categories=cap)
+    assert [c.to_bytes() for c in again] == [c.to_bytes() for c in got]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(["a", "b", "c", "d"]), st.none(), st.just(math.nan))),
+    st.lists(st.lists(st.integers(0, 30)), max_size=5),
+    st.integers(1, 3),
+)
+def test_categorical_from_groups_property(
+    values: list[str | float | None], groups: list[list[int]], cap: int
+) -> None:
+    groups = [[i for i in g if i < len(values)] for g in groups]
+    got = CategoricalCounts.from_groups(values, groups, max_categories=cap)
+    for g, c in zip(groups, got, strict=True):
+        want = CategoricalCounts.from_values([values[i] for i in g], max_categories=cap)
+        assert c.to_bytes() == want.to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("build", "values"),
+    [
+        (NumericSketch, [1.0, None, -math.inf, 2.0]),
+        (NumericSketch, np.array([0.0, math.nan, math.inf])),
+        (NumericSketch, [1.0, "x", math.inf]),
+        (NumericSketch, [1.0, None, True]),
+        (NumericSketch, ["1.5"]),
+        (NumericSketch, [[1.0]]),
+        (CategoricalCounts, ["a", None, 3, OTHER]),
+        (CategoricalCounts, ["a", OTHER, 3]),
+        (CategoricalCounts, ["a", ["b"], 3]),
+        (CategoricalCounts, ["a", np.float32("nan")]),
+        (CategoricalCounts, ["a", math.nan, b"b"]),
+        (CategoricalCounts, "abc"),
+    ],
+)
+def test_from_groups_refuses_what_from_values_refuses(build: type, values: object) -> None:
+    """The same error (field, row, message) as ``from_values`` of the whole column, even
+    for rows outside every group."""
+    with pytest.raises(InvalidInputError) as want:
+        build.from_values(values)
+    with pytest.raises(InvalidInputError) as got:
+        build.from_groups(values, [np.array([0])])
+    assert (got.value.field, got.value.row, str(got.value)) == (
+        want.value.field,
+        want.value.row,
+        str(want.value),
+    )
+
+
+@pytest.mark.parametrize("build", [NumericSketch, CategoricalCounts])
+@pytest.mark.parametrize("groups", [[[0, 3]], [[-1]], [[0.5]], [[[0]]], [np.array([True])]])
+def test_from_groups_refuses_rows_that_are_not_indices(build: type, groups: list) -> None:
+    values = [1.0, 2.0, 3.0] if build is NumericSketch else ["a", "b", "c"]
+    with pytest.raises(InvalidInputError) as err:
+        build.from_groups(values, groups)
+    assert err.value.field == "groups"
+
+
+def test_from_groups_settings_are_validated() -> None:
+    with pytest.raises(InvalidInputError, match="relative_accuracy"):
+        NumericSketch.from_groups([1.0], [[0]], relative_accuracy=1.5)
+    with pytest.raises(InvalidInputError, match="max_categories"):
+        CategoricalCounts.from_groups(["a"], [[0]], max_categories=0)
+    assert NumericSketch.from_groups([], []) == [] == CategoricalCounts.from_groups([], [])
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e250], ids=["near", "far"])
+def test_merge_adds_the_counts_of_each_key(scale: float) -> None:
+    """Bucket counts of a merge against a dict oracle, for keys close together (a dense
+    merge) and decades apart (a sorted one); the merge is the sketch of the whole."""
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(0, 2, 500) * scale ** rng.uniform(-1, 1, 500)
+    b = -rng.lognormal(1, 2, 300) * scale ** rng.uniform(-1, 1, 300)
+    left, right = NumericSketch.from_values(a[:400]), NumericSketch.from_values(np.r_[a[400:], b])
+    merged = left + right
+    for side in ("pos", "neg"):
+        want: Counter[int] = Counter()
+        for sk in (left, right):
+            keys, counts = getattr(sk, f"{side}_keys"), getattr(sk, f"{side}_counts")
+            want.update(dict(zip(keys.tolist(), counts.tolist(), strict=True)))
+        keys, counts = getattr(merged, f"{side}_keys"), getattr(merged, f"{side}_counts")
+        assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == dict(sorted(want.items()))
+        assert list(keys) == sorted(want)
+    assert merged.to_bytes() == NumericSketch.from_values(np.r_[a, b]).to_bytes()
