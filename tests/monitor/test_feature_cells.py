@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from labelwatch.errors import InvalidInputError, NotFoundError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
 from labelwatch.monitor import Monitor, _feature_cells
 from labelwatch.monitor._feature_cells import Summary, feature_deltas
@@ -124,3 +125,24 @@ def test_a_cell_with_only_missing_values(kind: str) -> None:
     rows: list[dict[str, Any]] = [{}, {"f": None}, {"f": math.nan if kind == "numeric" else None}]
     [(key, summary)] = feature_deltas(spec, rows, {("", "", 1): np.arange(3)}).items()
     assert key == ("f", ("", "", 1)) and summary.count == 0 and summary.missing == 3
+
+
+def test_the_reserved_category_is_refused_naming_the_feature(mon: Monitor) -> None:
+    """``"__other__"`` is the summaries' bucket of surplus categories: a record sending
+    it is refused with the feature named, and nothing of its batch is stored."""
+    mon.create_model_version(
+        "m", "v1", features={"country": "categorical", "year": "numeric"},
+        predictions={"genres": "dict"},
+    )
+    good = {"id": "a", "features": {"country": "US", "year": 1.0},
+            "predictions": {"genres": {"x": 0.5}}}
+    bad = {"id": "b", "features": {"country": "__other__", "year": 2.0},
+           "predictions": {"genres": {"x": 0.5}}}
+    with pytest.raises(InvalidInputError) as info:
+        mon.log_predictions("m", "v1", "production", [good, bad])
+    assert info.value.field == "features.country" and info.value.row == 1
+    assert "__other__" in str(info.value)
+    with pytest.raises(NotFoundError):
+        mon.get_prediction("m", "v1", "production", "a")
+    mon.log_predictions("m", "v1", "production", [good])
+    assert mon.sample_stats("m", "v1", "production", "genres").n_predicted == 1

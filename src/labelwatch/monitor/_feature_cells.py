@@ -18,7 +18,9 @@ import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
+from labelwatch.metrics._features import OTHER
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._schema import VersionSpec
 
@@ -70,7 +72,16 @@ def feature_deltas(
         values: list[Any] = []
         for f in names:
             column = map(dict.get, feature_values, repeat(f))
-            values += column if numeric else _texts(column)
+            if numeric:
+                values += column
+                continue
+            texts = _texts(column)
+            if OTHER in texts:  # the summaries' bucket of surplus categories
+                raise InvalidInputError(
+                    f"features.{f}", f"a category other than {OTHER!r} (reserved)", OTHER,
+                    row=texts.index(OTHER),
+                )
+            values += texts
         members = [rows + j * n for j in range(len(names)) for rows in cells.values()]
         summaries: Sequence[Summary] = (
             NumericSketch.from_groups(np.array(values, dtype=np.float64), members)  # None: NaN
