@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -154,12 +154,17 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_batch: int = DEFAULT_MAX_BATCH,
     schedule_interval: float = 0,
+    scheduler: Callable[[Monitor, float], Scheduler] = Scheduler,
+    close_monitor: bool = False,
 ) -> FastAPI:
     """The REST API over ``monitor``: routes under ``/api/v1``, ``/healthz`` (no token),
     the OpenAPI document at ``/openapi.json``. The caller owns (and closes) the monitor.
 
     ``schedule_interval`` > 0: while the app runs (its lifespan), a background thread
-    runs the due monitors and delivers webhooks every that many seconds (0: never).
+    runs the due monitors and delivers webhooks every that many seconds (0: never);
+    ``scheduler`` builds that thread (``labelwatch serve --workers`` passes one that runs
+    only while it holds the database's scheduler lock). ``close_monitor``: the app owns
+    the monitor and closes it when it shuts down.
 
     >>> from labelwatch.monitor import Monitor
     >>> app = create_app(Monitor("sqlite://"))
@@ -173,15 +178,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = Scheduler(monitor, schedule_interval) if schedule_interval > 0 else None
-        app.state.scheduler = scheduler
-        if scheduler is not None:
-            scheduler.start()
+        thread = scheduler(monitor, schedule_interval) if schedule_interval > 0 else None
+        app.state.scheduler = thread
+        if thread is not None:
+            thread.start()
         try:
             yield
         finally:
-            if scheduler is not None:  # waits for a tick in progress, off the event loop
-                await run_in_threadpool(scheduler.stop)
+            if thread is not None:  # waits for a tick in progress, off the event loop
+                await run_in_threadpool(thread.stop)
+            if close_monitor:
+                monitor.close()
 
     app = FastAPI(
         title="labelwatch",

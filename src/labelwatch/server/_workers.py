@@ -24,15 +24,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 
 from labelwatch.monitor import Monitor
 from labelwatch.server._app import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, create_app
@@ -211,31 +210,12 @@ def build_app(monitor: Monitor, settings: ServeSettings, *, owns_monitor: bool =
     """``create_app`` with ``settings``, its scheduler a :class:`LeaderScheduler`
     (``app.state.scheduler``, None when ``schedule_interval`` is 0); ``owns_monitor``:
     the monitor is closed when the app shuts down."""
-    app = create_app(
+    return create_app(
         monitor, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch,
+        schedule_interval=settings.schedule_interval,
+        scheduler=lambda mon, every: LeaderScheduler(mon, every, SchedulerLock(settings.db)),
+        close_monitor=owns_monitor,
     )
-    inner = app.router.lifespan_context
-    interval = settings.schedule_interval
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with inner(app):
-            scheduler = None
-            if interval > 0:
-                scheduler = LeaderScheduler(monitor, interval, SchedulerLock(settings.db))
-            app.state.scheduler = scheduler
-            if scheduler is not None:
-                scheduler.start()
-            try:
-                yield
-            finally:
-                if scheduler is not None:  # waits for a tick in progress, off the event loop
-                    await run_in_threadpool(scheduler.stop)
-                if owns_monitor:
-                    monitor.close()
-
-    app.router.lifespan_context = lifespan
-    return app
 
 
 def app_from_env() -> FastAPI:
