@@ -333,7 +333,7 @@ class Monitor(AlertsMixin):
 
     def get_version(self, model_id: str, model_version: str) -> dict[str, Any]:
         """The version's schema, vocabularies (declared, learned, unseen), thresholds,
-        segments."""
+        segments; ``spec``: the schema as stored."""
         with self._engine.connect() as conn:
             vid, spec = self._resolve(conn, model_id, model_version)
             row = conn.execute(sa.select(t.versions).where(t.versions.c.id == vid)).one()
@@ -364,6 +364,7 @@ class Monitor(AlertsMixin):
                 for f in spec.dict_fields
             },
             "created_at": _iso(row.created_at),
+            "spec": spec.to_json(),  # the schema as stored (a data source's plan reads it)
         }
 
     def add_segment(self, model_id: str, model_version: str, feature: str) -> None:
@@ -507,6 +508,19 @@ class Monitor(AlertsMixin):
         rows, batches = self._check_predictions(spec, records)
         with write_transaction(self._engine, vid) as conn:
             return write_predictions(conn, vid, spec, environment, rows, batches)
+
+    def write_summary(
+        self, model_id: str, model_version: str, environment: str, summary: Any
+    ) -> dict[str, int]:
+        """Add a data source's ``Summary`` (``labelwatch.sources``) to the version's cells
+        in ``environment``, in one transaction: the cells logging its rows would write,
+        without the raw rows. Returns ``{"accepted": rows}``."""
+        from labelwatch.monitor._summaries import write_summary
+
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        with write_transaction(self._engine, vid) as conn:
+            return write_summary(conn, vid, spec, environment, summary)
 
     def log_actuals(
         self,
