@@ -490,5 +490,93 @@ def incidents_resolve(
     _set_incident("resolve", incident_id, by, db, host, token, as_json)
 
 
+
+
+# ------------------------------------------------------------------ data sources
+@app.command()
+def ingest(
+    version: str = typer.Option(..., "--version", help="The model version, MODEL:VERSION."),
+    source: list[str] = typer.Option(  # noqa: B008
+        [], "--source", help="A Parquet, CSV or Arrow IPC file or glob (repeatable)."
+    ),
+    source_format: str | None = typer.Option(
+        None, "--format", help="parquet, csv or arrow (default: from the file extension)."
+    ),
+    url: str | None = typer.Option(
+        None, "--url", help="A SQLAlchemy URL to read --query from instead of files."
+    ),
+    query: str | None = typer.Option(None, "--query", help="The SQL query of --url."),
+    mapping: list[str] = typer.Option(  # noqa: B008
+        [],
+        "--map",
+        help="key=column (repeatable): id, timestamp, features.NAME, predictions.FIELD "
+        "(a map or struct column), predictions.FIELD.LABEL (a column per label), "
+        "actuals.FIELD, actuals.FIELD.LABEL. Unmapped keys default to same-named columns "
+        "(actuals: actual_FIELD).",
+    ),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (one machine) or spark."),
+    environment: str = typer.Option("production", "--environment"),
+    keep_rows: bool = typer.Option(
+        False,
+        "--keep-rows",
+        help="Also store each row with its id (logged like the SDK: idempotent, joinable by "
+        "later actuals); default: only the hour-bucket summaries.",
+    ),
+    db: str | None = DbOption,
+    host: str | None = HostOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Summarize predictions (and actuals) where they live and add them to a version:
+    the same sketches as logging the rows through the SDK, without moving the rows."""
+    import time
+
+    from labelwatch.errors import LabelwatchError
+    from labelwatch.sources import Mapping, ingest_source, open_source, post_summary, summarize
+    from labelwatch.sources._ingest import fetch_version
+
+    model_id, sep, model_version = version.partition(":")
+    if not sep or not model_id or not model_version:
+        raise typer.BadParameter(f"expected MODEL:VERSION, got {version!r}", param_hint="--version")
+    if host is not None and db is not None:
+        raise typer.BadParameter("give --db or --host, not both")
+    started = time.perf_counter()
+    try:
+        columns = Mapping.parse(mapping)
+        src = open_source(engine, source, format=source_format, url=url, query=query)
+        if host is None:
+            from labelwatch.monitor import Monitor
+
+            monitor = _open_monitor(db or DEFAULT_DB)
+            assert isinstance(monitor, Monitor)
+            try:
+                result = ingest_source(
+                    monitor, model_id, model_version, src, columns,
+                    environment=environment, keep_rows=keep_rows,
+                )  # fmt: skip
+            finally:
+                monitor.close()
+        else:
+            if keep_rows:
+                raise typer.BadParameter("--keep-rows needs --db (or POST the file to .../uploads)")
+            try:
+                info = fetch_version(host, token or "", model_id, model_version)
+                plan, found, summary = summarize(src, info, columns)
+            finally:
+                src.close()
+            result = post_summary(
+                host, token or "", model_id, model_version, environment, plan, found, summary
+            )
+    except LabelwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    seconds = time.perf_counter() - started
+    rows = int(result.get("rows", 0))
+    typer.echo(
+        f"{rows:,} rows of {source or url} -> {model_id}:{model_version} ({environment}) "
+        f"in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
+    )
+    _print_json(result)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

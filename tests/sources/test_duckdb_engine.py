@@ -1,0 +1,468 @@
+"""The DuckDB engine against slow, obvious oracles written in the test."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labelwatch.errors import InvalidInputError
+from labelwatch.metrics._binning import make_edges
+from labelwatch.metrics._features import NumericSketch
+from labelwatch.sources._duckdb import DuckDBSource
+from labelwatch.sources._plan import Mapping, Plan, Summary
+
+LABELS = ["a", "b", "c", "d"]
+EDGES = make_edges(4, [0.3, 0.7]).tolist()
+T0 = 1_700_000_000.0
+LOG_GAMMA = math.log1p(2 * 0.005 / 0.995)
+
+
+def make_plan(mapping: Mapping, labels: list[str] | None = None, **kw: Any) -> Plan:
+    base: dict[str, Any] = {
+        "mapping": mapping,
+        "fields": ["g"],
+        "edges": {"g": EDGES},
+        "thresholds": {"g": {"a": 0.3, "c": 0.7}},
+        "default_threshold": {"g": 0.5},
+        "segments": ["country"],
+        "numeric": ["age"],
+        "categorical": ["country", "flag"],
+        "log_gamma": LOG_GAMMA,
+        "now": T0,
+        "labels": None if labels is None else {"g": labels},
+    }
+    base.update(kw)
+    return Plan(**base)
+
+
+def make_rows(n: int = 90, seed: int = 1) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    special = [0.0, 0.25, 0.3, 0.5, 0.7, 0.75, 1.0]
+    rows = []
+    for i in range(n):
+        pred: dict[str, float] | None = {}
+        for label in LABELS:
+            if rng.random() < 0.75:
+                s = special[rng.integers(len(special))] if rng.random() < 0.5 else rng.random()
+                pred[label] = float(s)  # type: ignore[index]
+        if rng.random() < 0.1:
+            pred = None
+        act: dict[str, float] | None = None
+        if rng.random() < 0.6:
+            act = {x: float(rng.random() < 0.4) for x in LABELS if rng.random() < 0.7}
+        rows.append(
+            {
+                "id": f"p{i}",
+                "ts": datetime.fromtimestamp(T0 + 900 * i + 7, UTC).replace(tzinfo=None),
+                "country": [None, "fr", "de"][int(rng.integers(3))],
+                "age": None if rng.random() < 0.2 else float(rng.normal(40, 20)),
+                "flag": [None, True, False][int(rng.integers(3))],
+                "pred": pred,
+                "act": act,
+            }
+        )
+    return rows
+
+
+def arrow_table(rows: list[dict[str, Any]], form: str) -> pa.Table:
+    cols: dict[str, Any] = {
+        "id": pa.array([r["id"] for r in rows]),
+        "ts": pa.array([r["ts"] for r in rows], pa.timestamp("us")),
+        "country": pa.array([r["country"] for r in rows], pa.string()),
+        "age": pa.array([r["age"] for r in rows], pa.float64()),
+        "flag": pa.array([r["flag"] for r in rows], pa.bool_()),
+    }
+    for side in ("pred", "act"):
+        values = [r[side] for r in rows]
+        if form == "map":
+            typ = pa.map_(pa.string(), pa.float64())
+            cols[side] = pa.array([None if v is None else list(v.items()) for v in values], typ)
+        elif form == "struct":
+            typ = pa.struct([(x, pa.float64()) for x in LABELS])
+            cols[side] = pa.array(values, typ)
+        else:
+            for x in LABELS:
+                cols[f"{side}_{x}"] = pa.array(
+                    [None if v is None else v.get(x) for v in values], pa.float64()
+                )
+    return pa.table(cols)
+
+
+def mapping_for(form: str) -> Mapping:
+    feats = {"country": "country", "age": "age", "flag": "flag"}
+    if form in ("map", "struct"):
+        return Mapping(
+            id="id", timestamp="ts", features=feats, predictions={"g": "pred"}, actuals={"g": "act"}
+        )
+    return Mapping(
+        id="id",
+        timestamp="ts",
+        features=feats,
+        prediction_columns={"g": {x: f"pred_{x}" for x in LABELS}},
+        actual_columns={"g": {x: f"act_{x}" for x in LABELS}},
+    )
+
+
+# ------------------------------------------------------------------ the oracle
+def oracle(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Counter[tuple[Any, ...]]]:
+    assert plan.labels is not None
+    labels = plan.labels["g"]
+    out: dict[str, Counter[tuple[Any, ...]]] = {
+        k: Counter() for k in ("scores", "samples", "pairs_p", "pairs_q", "rows", "categorical")
+    }
+    for r in rows:
+        cell = (int(r["ts"].replace(tzinfo=UTC).timestamp() // 3600), r["country"])
+        out["rows"][cell] += 1
+        for feature in ("country", "flag"):
+            v = r[feature]
+            text = None if v is None else ("true" if v else "false") if isinstance(v, bool) else v
+            out["categorical"][(*cell, feature, text)] += 1
+        pred = None if r["pred"] is None else {k: v for k, v in r["pred"].items() if k in labels}
+        act = None if r["act"] is None else {k: v for k, v in r["act"].items() if k in labels}
+        if pred is None and act is None:
+            continue
+        labeled = act is not None
+        for x, s in (pred or {}).items():
+            outcome = 2 if not labeled else int(act.get(x) == 1)  # type: ignore[union-attr]
+            b = int(np.searchsorted(EDGES, s, side="left"))
+            out["scores"][(*cell, "g", x, outcome, b)] += 1
+        for x, v in (act or {}).items():
+            if x not in (pred or {}):
+                out["scores"][(*cell, "g", x, int(v == 1), 0)] += 1
+        predicted = {x for x, s in (pred or {}).items() if s > plan.threshold("g", x)}
+        true = {x for x, v in (act or {}).items() if v == 1}
+        n_true, tp = (len(true), len(predicted & true)) if labeled else (0, 0)
+        out["samples"][(*cell, "g", int(labeled), len(predicted), n_true, tp)] += 1
+        for i, a in enumerate(labels):
+            for b in labels[i:]:
+                p = int(a in predicted and b in predicted)
+                q = int(labeled and a in true and b in true)
+                if p or q:
+                    out["pairs_p"][(*cell, "g", a, b)] += p
+                    out["pairs_q"][(*cell, "g", a, b)] += q
+    return out
+
+
+def counted(table: dict[str, np.ndarray], keys: list[str], count: str) -> Counter[tuple[Any, ...]]:
+    out: Counter[tuple[Any, ...]] = Counter()
+    for i in range(len(table[count])):
+        out[tuple(_py(table[k][i]) for k in keys)] += int(table[count][i])
+    return out
+
+
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def check_summary(summary: Summary, rows: list[dict[str, Any]], plan: Plan) -> None:
+    want = oracle(rows, plan)
+    cell = ["bucket", "seg_0"]
+    assert counted(summary.rows, cell, "count") == want["rows"]
+    got_scores = counted(summary.scores, [*cell, "field", "label", "outcome", "bin"], "count")
+    assert got_scores == want["scores"]
+    keys = [*cell, "field", "labeled", "n_pred", "n_true", "tp"]
+    assert counted(summary.samples, keys, "count") == want["samples"]
+    pair_keys = [*cell, "field", "label_a", "label_b"]
+    p = summary.pairs
+    got_p = {
+        tuple(_py(p[k][i]) for k in pair_keys): int(p["predicted"][i])
+        for i in range(len(p["predicted"]))
+    }
+    got_q = {
+        tuple(_py(p[k][i]) for k in pair_keys): int(p["actual"][i]) for i in range(len(p["actual"]))
+    }
+    assert got_p == dict(want["pairs_p"])
+    assert got_q == dict(want["pairs_q"])
+    got_cat = counted(summary.categorical, [*cell, "feature", "category"], "count")
+    assert got_cat == want["categorical"]
+
+
+def write(table: pa.Table, path: Path, fmt: str) -> Path:
+    if fmt == "parquet":
+        pq.write_table(table, path, row_group_size=17)
+    elif fmt == "csv":
+        pcsv.write_csv(table, path)
+    elif fmt == "arrow":
+        with ipc.new_file(path, table.schema) as w:
+            w.write_table(table, max_chunksize=13)
+    else:
+        with ipc.new_stream(path, table.schema) as w:
+            w.write_table(table, max_chunksize=13)
+    return path
+
+
+# ----------------------------------------------------------------------- tests
+@pytest.mark.parametrize(
+    ("form", "fmt"),
+    [
+        ("map", "parquet"),
+        ("struct", "parquet"),
+        ("cols", "parquet"),
+        ("cols", "csv"),
+        ("map", "arrow"),
+        ("struct", "stream"),
+        ("cols", "table"),
+    ],
+)
+def test_summary_matches_oracle(tmp_path: Path, form: str, fmt: str) -> None:
+    rows = make_rows()
+    table = arrow_table(rows, form)
+    source: Any
+    if fmt == "table":
+        source = DuckDBSource(table=table)
+    elif fmt == "parquet":  # two files: row numbers continue across them
+        write(table.slice(0, 40), tmp_path / "part-0.parquet", fmt)
+        write(table.slice(40), tmp_path / "part-1.parquet", fmt)
+        source = DuckDBSource(str(tmp_path / "part-*.parquet"))
+    else:
+        ext = {"csv": "csv", "arrow": "arrow", "stream": "arrow"}[fmt]
+        source = DuckDBSource([str(write(table, tmp_path / f"data.{ext}", fmt))])
+    with source as src:
+        plan = make_plan(mapping_for(form))
+        found = src.discover(plan)
+        assert found.rows == len(rows)
+        first_pred: dict[str, tuple[int, int]] = {}
+        for i, r in enumerate(rows):
+            for pos, x in enumerate(r["pred"] or {}):
+                first_pred.setdefault(x, (i, LABELS.index(x) if form != "map" else pos))
+        want_order = sorted(first_pred, key=first_pred.__getitem__)
+        assert [x for x, _ in found.prediction_labels["g"]] == want_order
+        counts = Counter(x for r in rows for x in (r["pred"] or {}))
+        assert dict(found.prediction_labels["g"]) == dict(counts)
+        assert dict(found.actual_labels["g"]) == dict(
+            Counter(x for r in rows for x in (r["act"] or {}))
+        )
+        for labels in (["a", "b", "c", "d"], ["c", "a"], []):
+            check_summary(
+                src.summarize(dataclasses.replace(plan, labels={"g": labels})),
+                rows,
+                make_plan(mapping_for(form), labels),
+            )
+
+
+def test_bins_are_searchsorted() -> None:
+    rng = np.random.default_rng(5)
+    for edges in (
+        make_edges(10, [0.3, 0.7]),
+        make_edges(3, [1 / 3, 0.3, 0.7]),
+        make_edges(7, [1e-9, 0.5 + 1e-12, 1 - 1e-15]),
+    ):
+        scores = np.concatenate(
+            [edges, np.nextafter(edges, 2), np.nextafter(edges, -1), rng.random(300), [0.0, 1.0]]
+        )
+        scores = scores[(scores >= 0) & (scores <= 1)]
+        table = pa.table({"s": scores, "ts": np.full(scores.size, T0)})
+        mapping = Mapping(timestamp="ts", prediction_columns={"g": {"x": "s"}})
+        plan = make_plan(
+            mapping, ["x"], edges={"g": edges.tolist()}, segments=[], numeric=[], categorical=[]
+        )
+        with DuckDBSource(table=table) as src:
+            got = counted(src.summarize(plan).scores, ["bin"], "count")
+        want = Counter((b,) for b in np.searchsorted(edges, scores, side="left").tolist())
+        assert got == want
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+special = st.sampled_from(
+    [
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        2.2250738585072014e-308,
+        1e-310,
+        1e308,
+        -1e308,
+        1.7976931348623157e308,
+        1.0,
+        -3.0,
+        2.0**53 + 2,
+        0.1,
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(finite, special, st.none(), st.integers(-(2**40), 2**40).map(float)), max_size=40
+    )
+)
+def test_numeric_matches_sketch(values: list[float | None]) -> None:
+    table = pa.table({"x": pa.array(values, pa.float64()), "ts": np.full(len(values), T0)})
+    mapping = Mapping(timestamp="ts", features={"x": "x"})
+    plan = make_plan(mapping, [], fields=[], segments=[], numeric=["x"], categorical=[])
+    sk = NumericSketch.from_values([np.nan if v is None else v for v in values])
+    with DuckDBSource(table=table) as src:
+        s = src.summarize(plan)
+    if not values:
+        assert len(s.numeric["count"]) == 0
+        return
+    n = s.numeric
+    assert (n["count"][0], n["missing"][0], n["zero"][0]) == (sk.count, sk.missing, sk.zero)
+    np.testing.assert_array_equal([n["min"][0], n["max"][0]], [sk.min, sk.max])
+    total = sum(
+        Fraction(int(m)) * Fraction(2) ** int(e)
+        for m, e in zip(s.numeric_sums["mantissa"], s.numeric_sums["exponent"], strict=True)
+    )
+    k, e = sk._exact
+    assert total == Fraction(k) * Fraction(2) ** e
+    keys = s.numeric_keys
+    for sign, want_keys, want_counts in (
+        (1, sk.pos_keys, sk.pos_counts),
+        (-1, sk.neg_keys, sk.neg_counts),
+    ):
+        sel = keys["sign"] == sign
+        got = dict(zip(keys["key"][sel].tolist(), keys["count"][sel].tolist(), strict=True))
+        for lo, hi, key in zip(keys["lo"][sel], keys["hi"][sel], keys["key"][sel], strict=True):
+            np_keys = np.ceil(np.log([lo, hi]) / LOG_GAMMA)
+            assert np_keys[0] == np_keys[1] == key  # else the lead asks numeric_values
+        assert got == dict(zip(want_keys.tolist(), want_counts.tolist(), strict=True))
+
+
+def test_numeric_values_and_records(tmp_path: Path) -> None:
+    rows = make_rows(30)
+    path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for("map"), LABELS)
+    with DuckDBSource(str(path)) as src:
+        vals = src.numeric_values(plan, "age", 30.0, 50.0)
+        want = [r["age"] for r in rows if r["age"] is not None and 30 <= abs(r["age"]) <= 50]
+        assert vals["value"].tolist() == want
+        preds, acts = [], []
+        for p, a in src.records(plan, batch_size=7):
+            assert len(p) <= 7
+            preds += p
+            acts += a
+    assert [p["id"] for p in preds] == [r["id"] for r in rows]
+    for p, r in zip(preds, rows, strict=True):
+        assert p["timestamp"] == r["ts"].replace(tzinfo=UTC).timestamp()
+        assert p["predictions"] == ({} if r["pred"] is None else {"g": r["pred"]})
+        want_feats = {k: r[k] for k in ("country", "age", "flag") if r[k] is not None}
+        assert p.get("features", {}) == want_feats
+    assert acts == [
+        {"id": r["id"], "actuals": {"g": r["act"]}} for r in rows if r["act"] is not None
+    ]
+
+
+def test_sql_source(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE p (id TEXT, ts REAL, country TEXT, s_a REAL, s_b REAL, y_a REAL)")
+    con.executemany(
+        "INSERT INTO p VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (f"r{i}", T0 + 600 * i, "fr" if i % 2 else None, (i % 10) / 10, 0.3, float(i % 3 == 0))
+            for i in range(120_003)
+        ][:1203],
+    )
+    con.commit()
+    con.close()
+    mapping = Mapping(
+        id="id",
+        timestamp="ts",
+        features={"country": "country"},
+        prediction_columns={"g": {"a": "s_a", "b": "s_b"}},
+        actual_columns={"g": {"a": "y_a"}},
+    )
+    plan = make_plan(mapping, None, numeric=[], categorical=["country"])
+    with DuckDBSource(url=f"sqlite:///{db}", query="SELECT * FROM p ORDER BY id") as src:
+        assert list(src.columns())[:3] == ["id", "ts", "country"]
+        found = src.discover(plan)
+        assert found.rows == 1203
+        assert found.prediction_labels["g"] == [("a", 1203), ("b", 1203)]
+        s = src.summarize(dataclasses.replace(plan, labels={"g": ["a", "b"]}))
+    assert int(s.rows["count"].sum()) == 1203
+    assert int(s.samples["count"].sum()) == 1203
+    got = counted(s.scores, ["label", "outcome"], "count")
+    assert got[("b", 1)] == 0 and got[("b", 0)] == 1203
+    assert got[("a", 1)] == sum(1 for i in range(1203) if i % 3 == 0)
+
+
+def test_missing_sources(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="source"):
+        DuckDBSource(str(tmp_path / "nope.parquet"))
+    with pytest.raises(InvalidInputError, match="glob"):
+        DuckDBSource(str(tmp_path / "*.parquet"))
+
+
+def _error(table: pa.Table, mapping: Mapping, **kw: Any) -> InvalidInputError:
+    plan = make_plan(mapping, **kw)
+    with DuckDBSource(table=table) as src, pytest.raises(InvalidInputError) as info:
+        src.discover(plan)
+    return info.value
+
+
+def test_validation_errors() -> None:
+    rows = make_rows(12)
+    good = arrow_table(rows, "map")
+    m = mapping_for("map")
+
+    def with_column(name: str, values: list[Any], typ: Any = None) -> pa.Table:
+        i = good.schema.get_field_index(name)
+        return good.set_column(i, name, pa.array(values, typ or good.schema.field(name).type))
+
+    err = _error(good, dataclasses.replace(m, id="nope"))
+    assert err.field == "nope" and "among" in err.expected
+    err = _error(good, dataclasses.replace(m, id="age"))
+    assert err.field == "age"
+    ids = [r["id"] for r in rows]
+    ids[3], ids[7] = None, "p1"
+    err = _error(with_column("id", ids), m)
+    assert (err.field, err.row) == ("id", 3)
+    ids[3] = "p3"
+    err = _error(with_column("id", ids), m)
+    assert (err.field, err.row, err.got) == ("id", 7, "p1") and "row 1" in err.expected
+    ts = [r["ts"] for r in rows]
+    ts[5] = None
+    err = _error(with_column("ts", ts), m)
+    assert (err.field, err.row) == ("ts", 5)
+    text = [r["ts"].isoformat() for r in rows]
+    text[4] = "yesterday"
+    err = _error(with_column("ts", text, pa.string()), m)
+    assert (err.field, err.row, err.got) == ("ts", 4, "yesterday")
+    preds = [None if r["pred"] is None else list(r["pred"].items()) for r in rows]
+    preds[6] = [("a", 0.5), ("b", 1.5)]
+    err = _error(with_column("pred", preds), m)
+    assert (err.field, err.row, err.got) == ("pred.b", 6, 1.5)
+    preds[2] = [("a", math.nan)]
+    assert _error(with_column("pred", preds), m).row == 2
+    preds[1] = [("a", None)]
+    assert (
+        _error(with_column("pred", preds), m).field,
+        _error(with_column("pred", preds), m).row,
+    ) == ("pred.a", 1)
+    acts = [None if r["act"] is None else list(r["act"].items()) for r in rows]
+    acts[4] = [("c", 0.5)]
+    err = _error(with_column("act", acts), m)
+    assert (err.field, err.row, err.got) == ("act.c", 4, 0.5)
+    ages = [r["age"] for r in rows]
+    ages[9] = math.inf
+    err = _error(with_column("age", ages), m)
+    assert (err.field, err.row) == ("age", 9)
+    countries = [r["country"] for r in rows]
+    countries[8] = "__other__"
+    err = _error(with_column("country", countries), m)
+    assert (err.field, err.row) == ("country", 8)
+    err = _error(good, m, numeric=["country"])
+    assert err.field == "country"
+    cols = arrow_table(rows, "cols")
+    i = cols.schema.get_field_index("act_b")
+    bad = cols.set_column(i, "act_b", pa.array([None] * 10 + [2.0, None], pa.float64()))
+    err = _error(bad, mapping_for("cols"))
+    assert (err.field, err.row, err.got) == ("act_b", 10, 2.0)
+    assert "act_b row 10" in str(err)
