@@ -24,6 +24,7 @@ from labelwatch.server._errors import error_response, from_exception, from_valid
 from labelwatch.server._routes import BatchTooLargeError, router
 from labelwatch.server._scheduler import Scheduler
 from labelwatch.server._schemas import Health
+from labelwatch.server._source_routes import source_router
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -210,6 +211,7 @@ def create_app(
     app.state.max_batch = max_batch
     app.include_router(router)
     app.include_router(alert_router)
+    app.include_router(source_router)  # data source summaries, Parquet / Arrow uploads
     app.include_router(aporia_router)  # the Aporia v1 SDK's endpoints, at the root
     app.include_router(dashboard_router)  # the web dashboard at /
 
