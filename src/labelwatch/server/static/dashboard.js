@@ -304,7 +304,9 @@
     table.appendChild(tbody);
     card.appendChild(h("div", { class: "scroll" }, [table]));
 
-    var items = rows.map(function (r) {
+    // rows are built when first shown: the first PAGE of the sorted, filtered labels,
+    // PAGE more per click (a thousand rows at once cost more layout than all the rest)
+    function makeRow(r) {
       var tr = h("tr", { "data-label": r.label });
       COLUMNS.forEach(function (c) {
         var v = r[c[0]];
@@ -322,8 +324,12 @@
         }
         tr.appendChild(td);
       });
-      return { row: r, tr: tr, key: r.label.toLowerCase() };
-    });
+      return tr;
+    }
+    var items = rows.map(function (r) { return { row: r, tr: null, key: r.label.toLowerCase() }; });
+    var PAGE = 200, limit = PAGE;
+    var more = h("button", { type: "button", id: "label-more", class: "more", onclick: function () { limit += PAGE; draw(); } });
+    card.appendChild(more);
 
     function cmp(a, b) {
       var x = a.row[sortKey], y = b.row[sortKey];
@@ -337,13 +343,20 @@
     function draw() {
       var text = filter.value.trim().toLowerCase();
       var frag = document.createDocumentFragment();
-      var shownCount = 0;
-      items.slice().sort(cmp).forEach(function (it) {
-        var ok = (!text || it.key.indexOf(text) >= 0) && (!onlyAlerts.checked || (it.row.alerts || []).length);
-        if (ok) { frag.appendChild(it.tr); shownCount++; }
+      var matching = items.slice().sort(cmp).filter(function (it) {
+        return (!text || it.key.indexOf(text) >= 0) && (!onlyAlerts.checked || (it.row.alerts || []).length);
+      });
+      matching.slice(0, limit).forEach(function (it) {
+        if (!it.tr) it.tr = makeRow(it.row);
+        frag.appendChild(it.tr);
       });
       tbody.replaceChildren(frag);
-      counter.textContent = shownCount + " of " + items.length + " labels";
+      var shown = Math.min(limit, matching.length);
+      counter.textContent = shown < matching.length
+        ? "first " + shown + " of " + matching.length + " matching labels (" + items.length + " in all)"
+        : matching.length + " of " + items.length + " labels";
+      more.hidden = shown >= matching.length;
+      more.textContent = "Show " + Math.min(PAGE, matching.length - shown) + " more";
       Array.prototype.forEach.call(headRow.children, function (th) {
         th.setAttribute("aria-sort", th.getAttribute("data-key") === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
       });
