@@ -415,7 +415,7 @@ def test_numeric_keys_and_sums_equal_numeric_sketch(tmp_path: Path, spark: Any) 
     values = [
         *rng.normal(0, 1e3, 300).tolist(),
         *(10.0 ** rng.uniform(-300, 300, 100)).tolist(),
-        5e-324, -2.5e-310, _TINY, -_TINY, 0.0, -0.0, 1.0, 2.0, 0.5, math.nan, None, 1.7e308,
+        5e-324, -2.5e-310, _TINY, -_TINY, 0.0, -0.0, 1.0, 2.0, 0.5, None, 1.7e308,
         -1.7e308, 3.0, 3.0,
     ]  # fmt: skip
     pq.write_table(pa.table({"x": pa.array(values, pa.float64())}), tmp_path / "x.parquet")
@@ -474,8 +474,12 @@ def test_bad_rows_name_the_column_and_row(tmp_path: Path, spark: Any) -> None:
     assert (e.field, e.row, e.label, e.got) == ("scores", 41, "b", 1.5)
     e = _error(spark, bad("nan", 33, pred={"c": math.nan}), plan)
     assert (e.field, e.row, e.label) == ("scores", 33, "c") and math.isnan(e.got)
+    e = _error(spark, bad("null", 37, pred={"a": 0.3, "d": None}), plan)  # as the SDK
+    assert (e.field, e.row, e.label, e.got) == ("scores", 37, "d", None)
     e = _error(spark, bad("actual", 35, act={"a": 2.0}), plan)
     assert (e.field, e.row, e.label, e.got) == ("truth", 35, "a", 2.0)
+    e = _error(spark, bad("size", 46, size=math.nan), plan)  # NaN is refused, as the SDK
+    assert (e.field, e.row) == ("size", 46) and math.isnan(e.got)
     e = _error(spark, bad("other", 44, color="__other__"), plan)
     assert (e.field, e.row, e.got) == ("color", 44, "__other__")
     # a duplicate id names the row repeating it; a null id its own row

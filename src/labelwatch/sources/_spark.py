@@ -323,7 +323,7 @@ class SparkSource:
                 present = present | _c(name).isNotNull()
             labels = F.array(*[F.lit(x) for x in side.columns]).cast("array<string>")
             values = F.array(*[_c(c).cast("double") for c in side.columns.values()])
-            entries = F.map_from_arrays(labels, values)
+            entries = F.map_filter(F.map_from_arrays(labels, values), _not_null)
         else:
             assert side.column is not None
             dtype = types[side.column]
@@ -341,11 +341,12 @@ class SparkSource:
                 names = [x.name for x in dtype.fields]
                 labels = F.array(*[F.lit(x) for x in names]).cast("array<string>")
                 values = F.array(*[col.getField(x).cast("double") for x in names])
-                entries = F.map_from_arrays(labels, values)
+                # a null field of a struct: the label is absent
+                entries = F.map_filter(F.map_from_arrays(labels, values), _not_null)
             else:
                 raise InvalidInputError(side.column, expected, dtype.simpleString())
             present = col.isNotNull()
-        entries = F.map_filter(entries, _not_null)
+        # a null value in a MAP stays, and is refused (as the SDK refuses {label: None})
         empty = F.create_map().cast("map<string,double>")
         return present, F.when(present, entries).otherwise(empty)
 
@@ -399,11 +400,13 @@ class SparkSource:
             present, entries = self._values(s, types)
             cols += [present.alias(f"__h{tag}"), entries.alias(f"__{tag}")]
             if s.actual:
-                bad = F.exists(F.map_values(F.col(f"__{tag}")), lambda v: ~((v == 0) | (v == 1)))
+                bad = F.exists(
+                    F.map_values(F.col(f"__{tag}")), lambda v: v.isNull() | ~((v == 0) | (v == 1))
+                )
             else:
                 bad = F.exists(
                     F.map_values(F.col(f"__{tag}")),
-                    lambda v: F.isnan(v) | (v < 0) | (v > 1),
+                    lambda v: v.isNull() | F.isnan(v) | (v < 0) | (v > 1),
                 )
             checks.append((tag, bad))
         numeric_types: dict[str, T.DataType] = {}
@@ -415,7 +418,10 @@ class SparkSource:
                     col, "a column of numbers (numeric feature)", dtype.simpleString()
                 )
             cols.append(_c(col).cast("double").alias(f"__n{j}"))
-            checks.append((f"n{j}", F.abs(F.col(f"__n{j}")) == math.inf))
+            # NaN and ±inf are refused, as the SDK refuses them (null is missing)
+            checks.append(
+                (f"n{j}", F.isnan(F.col(f"__n{j}")) | (F.abs(F.col(f"__n{j}")) == math.inf))
+            )
         categorical_types: dict[str, T.DataType] = {}
         for j, feat in enumerate(plan.categorical):
             col = m.features[feat]
@@ -506,14 +512,14 @@ class SparkSource:
                     return InvalidInputError(
                         side.where(label), "an actual of 0 or 1", v, row=n, label=label
                     )
-                if not side.actual and not 0.0 <= v <= 1.0:
+                if not side.actual and (v is None or not 0.0 <= v <= 1.0):
                     return InvalidInputError(
                         side.where(label), "a score in [0, 1]", v, row=n, label=label
                     )
         if name[0] == "n":
             feat = plan.numeric[int(name[1:])]
             return InvalidInputError(
-                m.features[feat], "a finite number (NaN or null for missing)", row[f"__{name}"],
+                m.features[feat], "a finite number (null for missing)", row[f"__{name}"],
                 row=n,
             )  # fmt: skip
         feat = plan.categorical[int(name[1:])]
