@@ -4,7 +4,9 @@ source's summary, and Parquet / Arrow IPC uploads, against the cells of the SDK.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +132,29 @@ def test_bad_uploads_are_422_and_write_nothing(served: Served, rows: list[dict[s
     r = served.read.post(URL + "/uploads", content=buf.getvalue(), headers=parquet)
     assert r.status_code == 403
     assert all(not v for v in dump_cells(served.monitor.url).values())
+
+
+def test_spark_submit_job_posts_the_summary(
+    served: Served, tmp_path: Path, rows: list[dict[str, Any]], sdk_db: str
+) -> None:
+    """``spark_job.py`` under ``spark-submit`` (local mode) against a live server."""
+    import shutil
+
+    spark_submit = Path(BIN).parent / "spark-submit"
+    if shutil.which("java") is None or not spark_submit.exists():
+        if os.environ.get("LABELWATCH_REQUIRE_SPARK") == "1":
+            raise RuntimeError("LABELWATCH_REQUIRE_SPARK=1 but spark-submit or java is missing")
+        pytest.skip("pyspark (spark-submit) or java unavailable")
+    _version(served)
+    write_parquet(rows, tmp_path / "p", parts=2)
+    import labelwatch.sources.spark_job as job
+
+    run = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+         job.__file__, "--host", served.url, "--token", _token(served), "--version", "m:v1",
+         "--source", str(tmp_path / "p-*.parquet")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_same_cells(sdk_db, served.monitor.url)
