@@ -158,3 +158,53 @@ def test_spark_submit_job_posts_the_summary(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert_same_cells(sdk_db, served.monitor.url)
+
+
+def test_a_summary_in_parts_is_written_with_its_last_part(
+    served: Served, rows: list[dict[str, Any]], sdk_db: str
+) -> None:
+    from labelwatch.sources import summary_to_json
+    from labelwatch.sources._ingest import split_summary
+    from tests.sources.sources_data import oracle_summary
+
+    _version(served)
+    summary = oracle_summary(rows, served.monitor.get_version("m", "v1"))
+    parts = split_summary(summary, max_rows=3_000)
+    assert len(parts) >= 4
+    bodies = [summary_to_json(p) for p in parts]
+    n = len(parts)
+
+    def post(k: int, upload: str = "u-1", count: int = n) -> Any:
+        params = {"upload_id": upload, "part": k, "parts": count}
+        return served.ingest.post(URL + "/summaries", params=params, content=bodies[k])
+
+    for k in range(n - 1):  # every part but the last, one sent twice: nothing written yet
+        assert post(k).json() == {"staged": k, "received": k + 1, "parts": n}
+    assert post(1).json()["received"] == n - 1
+    assert all(not v for v in dump_cells(served.monitor.url).values())
+    bad = post(0, count=n + 1)  # the same upload id with another number of parts
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "upload_id"
+    half = served.ingest.post(URL + "/summaries", params={"upload_id": "u-2"}, content=bodies[0])
+    assert half.status_code == 422
+    done = post(n - 1)
+    assert done.status_code == 200 and done.json() == {"accepted": len(rows), "parts": n}
+    assert_same_cells(sdk_db, served.monitor.url)
+
+
+def test_post_summary_sends_parts(
+    served: Served, tmp_path: Path, rows: list[dict[str, Any]], sdk_db: str
+) -> None:
+    from labelwatch.sources import Mapping, open_source, post_summary, summarize
+
+    _version(served)
+    write_parquet(rows, tmp_path / "p")
+    source = open_source("duckdb", [str(tmp_path / "p-000.parquet")])
+    try:
+        plan, found, summary = summarize(source, served.monitor.get_version("m", "v1"), Mapping())
+    finally:
+        source.close()
+    out = post_summary(
+        served.url, _token(served), "m", "v1", "production", plan, found, summary, max_rows=5_000
+    )
+    assert out["parts"] > 2 and out["accepted"] == out["rows"] == len(rows)
+    assert_same_cells(sdk_db, served.monitor.url)

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -521,6 +521,27 @@ class Monitor(AlertsMixin):
         vid, spec = self._version(model_id, model_version)
         with write_transaction(self._engine, vid) as conn:
             return write_summary(conn, vid, spec, environment, summary)
+
+    def stage_summary(
+        self,
+        model_id: str,
+        model_version: str,
+        environment: str,
+        upload: tuple[str, int, int],
+        body: bytes,
+        decode: Callable[[bytes], Any],
+    ) -> dict[str, int]:
+        """Keep part ``k`` of ``n`` of a summary posted in parts (``upload`` = ``(id, k,
+        n)``; ``body`` checked with ``decode`` now); with the last part, write all of them
+        in one transaction (``write_summary`` each, in order) and forget them. A part sent
+        again replaces itself. Parts of uploads never finished are dropped after a day."""
+        from labelwatch.monitor._summaries import stage_part
+
+        _name(environment, "environment")
+        vid, spec = self._version(model_id, model_version)
+        decode(body)  # a malformed part is refused now, not with the last one
+        with write_transaction(self._engine, vid) as conn:
+            return stage_part(conn, vid, spec, environment, upload, body, decode)
 
     def log_actuals(
         self,

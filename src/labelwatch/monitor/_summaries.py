@@ -10,18 +10,22 @@ of floats, equal up to the order of addition (as between two SDK batchings).
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch, SampleStats
 from labelwatch.metrics._binning import N_OUTCOMES
 from labelwatch.metrics._features import DEFAULT_ACCURACY, _canonical
+from labelwatch.monitor import _tables as t
 from labelwatch.monitor._cells import add_cells, coarse_map
 from labelwatch.monitor._feature_cells import SUMMARIZED, add_feature_cells
 from labelwatch.monitor._ingest import SUM_NAMES, CellKey, segment_value
@@ -30,10 +34,11 @@ from labelwatch.monitor._schema import VersionSpec
 from labelwatch.monitor._write import ensure_environment, learn, segments
 from labelwatch.sources._plan import Summary, Table
 
-__all__ = ["write_summary"]
+__all__ = ["stage_part", "write_summary"]
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_FLOATS = 1 << 23  # score deltas built at once: 64 MB
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class _Learned:
@@ -368,3 +373,58 @@ def _categorical(
             c._set(counts, 0.0, truncated=False)
             out[(f, key)] = c
     return out
+
+
+_STAGED_FOR = 86_400.0  # seconds an unfinished upload's parts are kept
+
+
+def stage_part(
+    conn: Connection,
+    vid: int,
+    spec: VersionSpec,
+    env: str,
+    upload: tuple[str, int, int],
+    body: bytes,
+    decode: Callable[[bytes], Summary],
+) -> dict[str, int]:
+    """Store one part of an upload; with the last, write every part and drop them."""
+    upload_id, part, parts = upload
+    if not (isinstance(upload_id, str) and _UPLOAD_ID.fullmatch(upload_id)):
+        raise InvalidInputError("upload_id", "1 to 64 letters, digits, '-' or '_'", upload_id)
+    if not (isinstance(parts, int) and 1 <= parts <= 100_000):
+        raise InvalidInputError("parts", "an integer from 1 to 100000", parts)
+    if not (isinstance(part, int) and 0 <= part < parts):
+        raise InvalidInputError("part", f"an integer from 0 to {parts - 1}", part)
+    sp = t.staged_parts
+    now = time.time()
+    conn.execute(sa.delete(sp).where(sp.c.created_at < now - _STAGED_FOR))
+    others = conn.execute(
+        sa.select(sp.c.part, sp.c.version_id, sp.c.environment, sp.c.parts).where(
+            sp.c.upload_id == upload_id
+        )
+    ).all()
+    for o in others:
+        if (o.version_id, o.environment, o.parts) != (vid, env, parts):
+            raise InvalidInputError(
+                "upload_id",
+                f"the id of one upload: its other parts are for another version, "
+                f"environment or number of parts ({o.parts})",
+                upload_id,
+            )
+    conn.execute(sa.delete(sp).where(sp.c.upload_id == upload_id, sp.c.part == part))
+    conn.execute(
+        sa.insert(sp).values(
+            upload_id=upload_id, part=part, version_id=vid, environment=env, parts=parts,
+            body=body, created_at=now,
+        )
+    )  # fmt: skip
+    received = len({o.part for o in others} | {part})
+    if received < parts:
+        return {"staged": part, "received": received, "parts": parts}
+    accepted = 0
+    for (blob,) in conn.execute(
+        sa.select(sp.c.body).where(sp.c.upload_id == upload_id).order_by(sp.c.part)
+    ):
+        accepted += write_summary(conn, vid, spec, env, decode(bytes(blob)))["accepted"]
+    conn.execute(sa.delete(sp).where(sp.c.upload_id == upload_id))
+    return {"accepted": accepted, "parts": parts}

@@ -186,6 +186,19 @@ baselines = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# parts of a summary posted in several requests, until the last arrives (_summaries.py)
+staged_parts = sa.Table(
+    "lw_staged_parts",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True),
+    sa.Column("version_id", sa.Integer, nullable=False),
+    sa.Column("environment", sa.String(255), nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 tokens = sa.Table(
     "lw_tokens",
     metadata,

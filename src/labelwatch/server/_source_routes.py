@@ -52,23 +52,45 @@ async def post_summary(
     model_version: str,
     request: Request,
     environment: Environment = "production",
+    upload_id: Annotated[
+        str | None,
+        Query(description="With part and parts: one part of a summary sent in several bodies"),
+    ] = None,
+    part: Annotated[int | None, Query(ge=0, description="This part's number, from 0")] = None,
+    parts: Annotated[int | None, Query(ge=1, le=100_000, description="How many parts")] = None,
 ) -> dict[str, Any]:
-    """Add a data source's summary (hour-bucket aggregates) to the version's cells."""
+    """Add a data source's summary (hour-bucket aggregates) to the version's cells. A
+    summary larger than a body is sent in parts under one ``upload_id``: each is checked
+    and kept, and all are written in one transaction when the last arrives."""
     body = await request.body()
+    given = [x is not None for x in (upload_id, part, parts)]
+    if any(given) and not all(given):
+        raise InvalidInputError(
+            "upload_id", "upload_id, part and parts together (or none of them)", upload_id
+        )
 
     def work() -> dict[str, Any]:
-        from labelwatch.sources import summary_from_json
-
-        try:
-            summary = summary_from_json(body)
-        except ValueError as exc:  # orjson.JSONDecodeError
-            if isinstance(exc, InvalidInputError):
-                raise
-            raise InvalidInputError("body", "a JSON document", str(exc)) from None
         monitor: Monitor = request.app.state.monitor
-        return monitor.write_summary(model_id, model_version, environment, summary)
+        if upload_id is not None and part is not None and parts is not None:
+            upload = (upload_id, part, parts)
+            return monitor.stage_summary(
+                model_id, model_version, environment, upload, body, _decode
+            )
+        return monitor.write_summary(model_id, model_version, environment, _decode(body))
 
     return jsonable(await run_in_threadpool(work))  # type: ignore[no-any-return]
+
+
+def _decode(body: bytes) -> Any:
+    """A posted summary; a malformed one is a 422 naming what is wrong."""
+    from labelwatch.sources import summary_from_json
+
+    try:
+        return summary_from_json(body)
+    except ValueError as exc:  # orjson.JSONDecodeError
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError("body", "a JSON document", str(exc)[:200]) from None
 
 
 def _table(body: bytes, content_type: str, what: str) -> Any:

@@ -36,6 +36,7 @@ __all__ = [
     "open_source",
     "plan_for",
     "post_summary",
+    "split_summary",
     "summarize",
     "summary_from_json",
     "summary_to_json",
@@ -477,6 +478,45 @@ def summary_from_json(body: bytes | dict[str, Any]) -> Summary:
     return Summary(segments=segments, labels=labels, unseen=unseen, **tables)
 
 
+PART_ROWS = 200_000
+"""Aggregate rows per posted part (about 10 MB of JSON, under the server's body limit)."""
+
+
+def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
+    """The summary in parts of whole hours with at most ``max_rows`` aggregate rows each
+    (an hour with more is a part alone); the unseen-label counts go with the first."""
+    per_bucket: dict[int, int] = {}
+    for name in _TABLES:
+        buckets = np.asarray(getattr(summary, name).get("bucket", np.zeros(0)), np.int64)
+        for b, n in zip(*np.unique(buckets, return_counts=True), strict=True):
+            per_bucket[int(b)] = per_bucket.get(int(b), 0) + int(n)
+    groups: list[list[int]] = [[]]
+    size = 0
+    for b in sorted(per_bucket):
+        if groups[-1] and size + per_bucket[b] > max_rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(b)
+        size += per_bucket[b]
+    out = []
+    for k, group in enumerate(groups):
+        chosen = np.array(group, dtype=np.int64)
+        tables = {}
+        for name in _TABLES:
+            table = getattr(summary, name)
+            keep = np.isin(np.asarray(table.get("bucket", np.zeros(0)), np.int64), chosen)
+            tables[name] = {c: np.asarray(v)[keep] for c, v in table.items()}
+        out.append(
+            Summary(
+                segments=summary.segments,
+                labels=summary.labels,
+                unseen=summary.unseen if k == 0 else {},
+                **tables,
+            )
+        )
+    return out
+
+
 def post_summary(
     host: str,
     token: str,
@@ -486,20 +526,28 @@ def post_summary(
     plan: Plan,
     found: Discovery,
     summary: Summary,
+    *,
+    max_rows: int = PART_ROWS,
 ) -> dict[str, Any]:
-    """Push a summary to a server (``POST .../summaries``); its JSON reply."""
+    """Push a summary to a server (``POST .../summaries``): in one body, or in parts of
+    whole hours under one upload id that the server writes together with the last."""
+    import uuid
+
     import httpx
 
     url = f"{host.rstrip('/')}/api/v1/models/{model_id}/versions/{version}/summaries"
-    response = httpx.post(
-        url,
-        params={"environment": environment},
-        content=summary_to_json(summary),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=600.0,
-    )
-    _raise_for(response)
-    out: dict[str, Any] = response.json()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    parts = split_summary(summary, max_rows)
+    upload_id = uuid.uuid4().hex
+    out: dict[str, Any] = {}
+    with httpx.Client(timeout=600.0, headers=headers) as client:
+        for k, part in enumerate(parts):
+            params: dict[str, Any] = {"environment": environment}
+            if len(parts) > 1:
+                params.update(upload_id=upload_id, part=k, parts=len(parts))
+            response = client.post(url, params=params, content=summary_to_json(part))
+            _raise_for(response)
+            out = response.json()
     return {**out, "rows": found.rows}
 
 
