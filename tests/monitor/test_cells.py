@@ -114,13 +114,16 @@ def test_cells_written_dense_by_an_earlier_version_still_read(mon: Monitor) -> N
 
 
 def _cells_by_key(mon: Monitor) -> dict[str, dict[tuple[object, ...], np.ndarray]]:
-    """The day cells' decoded values by key: counts, coarse counts and sums."""
+    """The day and week cells' decoded values by key: counts, coarse counts and sums."""
     out: dict[str, dict[tuple[object, ...], np.ndarray]] = {}
     with mon._engine.connect() as conn:
         for table, column, shape in (
             (t.score_days, "counts", SHAPE),
             (t.score_days, "coarse", COARSE),
             (t.sample_days, "sums", None),
+            (t.score_weeks, "counts", SHAPE),
+            (t.score_weeks, "coarse", COARSE),
+            (t.sample_weeks, "sums", None),
         ):
             keys = list(table.primary_key.columns)
             out[f"{table.name}.{column}"] = {
@@ -142,7 +145,7 @@ def test_day_cells_are_the_sums_of_hour_cells_and_are_backfilled(mon: Monitor) -
         "movies", "v1", features={"year": "numeric", "country": "categorical"},
         predictions={"genres": "dict"}, segments=["country"],
     )
-    preds = make_predictions(600, seed=5, hours=70)  # about three days
+    preds = make_predictions(600, seed=5, hours=70)  # about three days, in two weeks
     acts = make_actuals(preds)
     mon.log_actuals("movies", "v1", "production", acts[:100])  # before their predictions
     for i in range(0, 600, 200):
@@ -150,6 +153,7 @@ def test_day_cells_are_the_sums_of_hour_cells_and_are_backfilled(mon: Monitor) -
     mon.log_actuals("movies", "v1", "production", acts[100:450])
     written = _cells_by_key(mon)
     assert len(written["lw_score_days.counts"]) >= 3 * len(LABELS)
+    assert len(written["lw_score_weeks.counts"]) >= 2 * len(LABELS)
     day = 24 * 3600.0
     whole_days = mon.sketch("movies", "v1", "production", "genres", T0, T0 + 3 * day)
     by_hours = mon.timeseries("movies", "v1", "production", "genres", "count",
@@ -158,7 +162,8 @@ def test_day_cells_are_the_sums_of_hour_cells_and_are_backfilled(mon: Monitor) -
     by_id = {a["id"]: a["actuals"] for a in acts[:450]}
     s, y = dense(preds, by_id, "genres", LABELS)
     assert_matches_sklearn(whole_days, s, y)
-    # rebuild the day cells from the hour cells: back to 0004 and up again
+    # rebuild the day cells from the hour cells, the week cells from those: back to 0004
+    # and up again
     config = Config()
     from importlib import resources
 
@@ -210,3 +215,38 @@ def test_windows_across_days_and_hours_match_sklearn(
         points = mon.timeseries("movies", "v1", "production", "genres", "count",
                                 granularity=granularity, start=start, end=end)
         assert sum(p["count"] for p in points) == len(inside)
+
+
+@pytest.mark.parametrize(
+    "start_h, end_h",
+    [(0, 480), (14, 470), (None, 200), (48, None), (48, 216), (49, 215), (None, None), (40, 400)],
+)
+def test_windows_across_weeks_days_and_hours_match_sklearn(
+    mon: Monitor, start_h: int | None, end_h: int | None
+) -> None:
+    """Twenty days of traffic: a window reads its whole weeks (week cells, from hour
+    48: a Thursday 00:00), then whole days, then hours; the metrics equal
+    scikit-learn's, and day series (which never read week cells) count every row."""
+    mon.create_model_version(
+        "movies", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"},
+    )  # fmt: skip
+    preds = make_predictions(900, seed=19, hours=480)
+    acts = make_actuals(preds)
+    mon.log_predictions("movies", "v1", "production", preds)
+    mon.log_actuals("movies", "v1", "production", acts[:700])
+    assert (T0 / 3600 + 48) % 168 == 0
+    start = None if start_h is None else T0 + start_h * 3600
+    end = None if end_h is None else T0 + end_h * 3600
+    inside = [
+        p for p in preds
+        if (start is None or p["timestamp"] >= start) and (end is None or p["timestamp"] < end)
+    ]  # fmt: skip
+    by_id = {a["id"]: a["actuals"] for a in acts[:700]}
+    s, y = dense(inside, by_id, "genres", LABELS)
+    assert_matches_sklearn(mon.sketch("movies", "v1", "production", "genres", start, end), s, y)
+    stats = mon.sample_stats("movies", "v1", "production", "genres", start, end)
+    assert stats.n_predicted == len(inside)
+    days = mon.timeseries("movies", "v1", "production", "genres", "count",
+                          granularity="day", start=start, end=end)  # fmt: skip
+    assert sum(p["count"] for p in days) == len(inside)

@@ -102,6 +102,8 @@ def write_parquet(rows: list[dict[str, Any]], path: Path, parts: int = 1) -> lis
 CELL_TABLES = {
     "lw_score_cells": ["seg_feature", "seg_value", "bucket", "label_id", "counts", "coarse"],
     "lw_score_days": ["seg_feature", "seg_value", "bucket", "label_id", "counts", "coarse"],
+    "lw_score_weeks": ["seg_feature", "seg_value", "bucket", "label_id", "counts", "coarse"],
+    "lw_sample_weeks": ["seg_feature", "seg_value", "bucket", "sums"],
     "lw_pair_cells": ["seg_feature", "seg_value", "bucket", "pairs"],
     "lw_feature_cells": ["feature", "seg_feature", "seg_value", "bucket", "summary"],
     "lw_sample_cells": ["seg_feature", "seg_value", "bucket", "sums"],

@@ -436,7 +436,7 @@ class AlertsMixin:
         width = 1 if granularity == "hour" else 24
         w = self._window(  # type: ignore[attr-defined]
             model_id, model_version, environment, fld, lo * HOUR, hi * HOUR, spec.segment,
-            "counts", hourly=granularity == "hour",
+            "counts", unit=1 if granularity == "hour" else 24,
         )
         periods, inverse = np.unique(w.buckets // width, return_inverse=True)
         edges = w.spec.edges(fld)

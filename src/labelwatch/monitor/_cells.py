@@ -31,6 +31,7 @@ from labelwatch.monitor._ingest import (
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
+    "ROLLUPS",
     "Aligned",
     "add_cells",
     "chunks",
@@ -162,8 +163,8 @@ def add_cells(
     *,
     coarse: FloatArray,
 ) -> None:
-    """Add deltas to the stored hour cells and to their day roll-ups (read, sum, write:
-    under the write lock).
+    """Add deltas to the stored hour cells and to their day and week roll-ups (read, sum,
+    write: under the write lock).
 
     ``coarse`` (m, m_coarse): sums the bins of a cell into those of its coarse copy
     (see ``coarse_map``)."""
@@ -172,14 +173,19 @@ def add_cells(
     ids = [vocab[x] for x in labels]
     base = {"version_id": vid, "environment": env, "field": field}
     _add(conn, t.score_cells, t.sample_cells, base, ids, scores, sums, coarse)
-    _add(conn, t.score_days, t.sample_days, base, ids, _per_day(scores), _per_day(sums), coarse)
+    for (sc, sm), hours in ROLLUPS:
+        _add(conn, sc, sm, base, ids, _per(scores, hours), _per(sums, hours), coarse)
 
 
-def _per_day(deltas: dict[CellKey, FloatArray]) -> dict[CellKey, FloatArray]:
-    """Hour-cell deltas summed per day cell (bucket: hour // 24)."""
+# the roll-ups of the hour cells: (score table, sample table), hours per cell
+ROLLUPS = (((t.score_days, t.sample_days), 24), ((t.score_weeks, t.sample_weeks), 168))
+
+
+def _per(deltas: dict[CellKey, FloatArray], hours: int) -> dict[CellKey, FloatArray]:
+    """Hour-cell deltas summed per roll-up cell (bucket: hour // hours)."""
     out: dict[CellKey, FloatArray] = {}
     for (feature, value, hour), delta in deltas.items():
-        key = (feature, value, hour // 24)
+        key = (feature, value, hour // hours)
         out[key] = out[key] + delta if key in out else delta
     return out
 

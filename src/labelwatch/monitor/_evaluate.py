@@ -284,7 +284,7 @@ class Evaluator:
             hi * HOUR,
             spec.segment,
             "coarse",
-            hourly=True,  # cumulated per hour
+            unit=1,  # cumulated per hour
         )
         edges = w.spec.edges(fld)
         m = len(ScoreSketch.empty([], bins=1, thresholds=edges).edges)

@@ -39,6 +39,7 @@ from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._alerting import AlertsMixin
 from labelwatch.monitor._cells import (
+    ROLLUPS,
     merge_counts,
 )
 from labelwatch.monitor._ingest import (
@@ -707,13 +708,14 @@ class Monitor(AlertsMixin):
         column: Literal["counts", "coarse"] | None,
         with_pairs: bool = False,
         only: Sequence[str] | None = None,
-        hourly: bool = False,
+        unit: int = 168,
     ) -> _Window:
         """The window's cells: score cells (their ``column``; None: none) and sums, and
         with ``with_pairs`` the summed co-occurrence matrices. ``only``: read the score
         cells of these labels only (names of the vocabulary; positions stay those of
         the whole vocabulary). The window's whole UTC days are read from the day
-        roll-ups (their bucket: the day's first hour) unless ``hourly``."""
+        roll-ups, cells of ``unit`` hours at most (1: hours only; 24: days; 168: weeks),
+        each reported at its first hour."""
         seg = ("", "")
         if segment is not None:
             if not (isinstance(segment, tuple | list) and len(segment) == 2):
@@ -724,7 +726,7 @@ class Monitor(AlertsMixin):
         cache = getattr(self._reads, "cache", None)
         key = (
             model_id, model_version, environment, field, seg, lo, hi, column, with_pairs,
-            None if only is None else tuple(sorted(set(only))), hourly,
+            None if only is None else tuple(sorted(set(only))), unit,
         )  # fmt: skip
         if cache is not None and key in cache:
             return cache[key]  # type: ignore[no-any-return]
@@ -737,15 +739,11 @@ class Monitor(AlertsMixin):
             wanted = None
             if only is not None:
                 wanted = sorted({field_vocab[x] for x in only if x in field_vocab})
-            days, hours = _spans(lo, hi, hourly)
+            tables = {1: (t.score_cells, t.sample_cells), **{n: tb for tb, n in ROLLUPS}}
             score_rows: list[Any] = []
             sum_rows: list[Any] = []
-            for (sc, sm), spans, per in (
-                ((t.score_days, t.sample_days), [days] if days else [], 24),
-                ((t.score_cells, t.sample_cells), hours, 1),
-            ):
-                if not spans:
-                    continue
+            for per, spans in _spans(lo, hi, unit):
+                sc, sm = tables[per]
                 cells = [sc.c.version_id == vid, sc.c.environment == environment,
                          sc.c.field == field, sc.c.seg_feature == seg[0],
                          sc.c.seg_value == seg[1], _in_spans(sc.c.bucket, spans)]  # fmt: skip
@@ -753,7 +751,7 @@ class Monitor(AlertsMixin):
                     cells.append(sc.c.label_id.in_(wanted))
                 if column is not None:
                     # raw driver values: LargeBinary's result processing cost more than
-                    # the query; a day cell's bucket is its first hour
+                    # the query; a roll-up cell's bucket is its first hour
                     score_rows += conn.execute(
                         sa.select(
                             sc.c.bucket * per, sc.c.label_id,
@@ -902,7 +900,7 @@ class Monitor(AlertsMixin):
             only = [x for x in labels if isinstance(x, str)]
         w = self._window(
             model_id, model_version, environment, field, start, end, segment, column,
-            only=only, hourly=granularity == "hour",
+            only=only, unit=1 if granularity == "hour" else 24,
         )
         spec, names = w.spec, w.labels
         keep = list(range(len(names)))
@@ -1073,21 +1071,32 @@ def _digest(token: str) -> str:
 Span = tuple[int | None, int | None]
 
 
-def _spans(lo: int | None, hi: int | None, hourly: bool) -> tuple[Span | None, list[Span]]:
-    """The hour window ``[lo, hi)`` (None: unbounded) as its whole days ``[dlo, dhi)``
-    (None when there is none, or ``hourly``) and the hour spans left over."""
-    if hourly:
-        return None, [(lo, hi)]
-    dlo = None if lo is None else -(-lo // 24)
-    dhi = None if hi is None else hi // 24
-    if dlo is not None and dhi is not None and dlo >= dhi:
-        return None, [(lo, hi)]
-    hours: list[Span] = []
-    if lo is not None and dlo is not None and lo < dlo * 24:
-        hours.append((lo, dlo * 24))
-    if hi is not None and dhi is not None and dhi * 24 < hi:
-        hours.append((dhi * 24, hi))
-    return (dlo, dhi), hours
+def _spans(lo: int | None, hi: int | None, unit: int) -> list[tuple[int, list[Span]]]:
+    """The hour window ``[lo, hi)`` (None: unbounded) as ``(hours per cell, spans of
+    cell buckets)``: its whole weeks, then whole days of what is left, then hours; no
+    cell longer than ``unit`` hours."""
+    out: list[tuple[int, list[Span]]] = []
+    pieces: list[Span] = [(lo, hi)]
+    for size in (n for n in (168, 24) if n <= unit):
+        units: list[Span] = []
+        rest: list[Span] = []
+        for a, b in pieces:
+            ulo = None if a is None else -(-a // size)
+            uhi = None if b is None else b // size
+            if ulo is not None and uhi is not None and ulo >= uhi:
+                rest.append((a, b))
+                continue
+            units.append((ulo, uhi))
+            if a is not None and ulo is not None and a < ulo * size:
+                rest.append((a, ulo * size))
+            if b is not None and uhi is not None and uhi * size < b:
+                rest.append((uhi * size, b))
+        if units:
+            out.append((size, units))
+        pieces = rest
+    if pieces:
+        out.append((1, pieces))
+    return out
 
 
 def _in_spans(column: Any, spans: list[Span]) -> Any:

@@ -32,8 +32,11 @@ __all__ = [
     "predictions",
     "sample_cells",
     "sample_days",
+    "sample_weeks",
     "score_cells",
     "score_days",
+    "score_weeks",
+    "staged_parts",
     "tokens",
     "touched",
     "unseen_labels",
@@ -156,6 +159,10 @@ sample_cells = _sample_table("lw_sample_cells")
 # transaction: a long window reads its whole days here and only its other hours above
 score_days = _score_table("lw_score_days")
 sample_days = _sample_table("lw_sample_days")
+# and per week of 7 UTC days (``bucket``: hours since the epoch // 168; weeks start on
+# Thursdays, like the epoch): a month reads four weeks, a few days and hours
+score_weeks = _score_table("lw_score_weeks")
+sample_weeks = _sample_table("lw_sample_weeks")
 
 # label co-occurrence per cell (see _pairs.py): sparse upper triangles, by label id
 pair_cells = sa.Table(
