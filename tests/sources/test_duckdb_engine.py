@@ -466,3 +466,47 @@ def test_validation_errors() -> None:
     err = _error(bad, mapping_for("cols"))
     assert (err.field, err.row, err.got) == ("act_b", 10, 2.0)
     assert "act_b row 10" in str(err)
+
+
+def _same_tables(x: Summary, y: Summary) -> None:
+    for name in ("scores", "samples", "pairs", "categorical", "rows"):
+        a, b = getattr(x, name), getattr(y, name)
+        assert list(a) == list(b), name
+        rows_a = sorted(zip(*(a[c].tolist() for c in a), strict=True), key=repr)
+        rows_b = sorted(zip(*(b[c].tolist() for c in b), strict=True), key=repr)
+        assert rows_a == rows_b, name
+        for c in a:
+            assert a[c].dtype == b[c].dtype, (name, c)
+
+
+@pytest.mark.parametrize("form", ["map", "struct", "cols"])
+def test_compiled_pass_equals_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """The compiled pass (small batches and slots: flushes, label growth, cell and
+    samples table growth) gives the SQL engine's tables, with the labels of discovery
+    or others."""
+    import labelwatch.sources._duckdb as engine
+
+    if not engine.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(engine, "_BATCH_ROWS", 61)
+    monkeypatch.setattr(engine, "_SLOT_BYTES", 3000)
+    rows = make_rows(1500, seed=3)  # ~1000 cells: the cell table grows
+    for i, r in enumerate(rows):  # map keys in varying order, some empty maps
+        if r["pred"] and i % 5 == 0:
+            r["pred"] = dict(reversed(list(r["pred"].items())))
+        if i % 11 == 0:
+            r["act"] = {}
+        if form == "cols":  # all label columns null: no prediction, no actual
+            r["pred"], r["act"] = r["pred"] or None, r["act"] or None
+    path = write(arrow_table(rows, form), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for(form))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        found_a, found_b = a.discover(plan), b.discover(plan)
+        assert found_a == found_b
+        for labels in (None, [x for x, _ in found_a.prediction_labels["g"]], ["d", "b"], []):
+            p = plan if labels is None else dataclasses.replace(plan, labels={"g": labels})
+            _same_tables(a.summarize(p), b.summarize(p))
+            if labels is not None:
+                check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
