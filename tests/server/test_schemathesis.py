@@ -16,6 +16,42 @@ from schemathesis.checks import (
 from labelwatch.monitor import Monitor
 from labelwatch.server import create_app
 
+
+def _binary_bodies() -> None:
+    """Bodies for the Parquet and Arrow IPC uploads: garbage, and real files of
+    predictions (a few rows of the version's schema, and of another)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from hypothesis import strategies as st
+
+    table = pa.table(
+        {
+            "id": ["u1", "u2"],
+            "year": [1999.0, None],
+            "country": ["US", "FR"],
+            "genres": pa.array(
+                [[("action", 0.7)], [("drama", 0.1), ("action", 1.0)]],
+                pa.map_(pa.string(), pa.float64()),
+            ),
+        }
+    )
+    parquet, stream = io.BytesIO(), io.BytesIO()
+    pq.write_table(table, parquet)
+    with pa.ipc.new_stream(stream, table.schema) as writer:
+        writer.write_table(table)
+    other = io.BytesIO()
+    pq.write_table(pa.table({"x": [1, 2]}), other)
+    real = [parquet.getvalue(), stream.getvalue(), other.getvalue()]
+    for media in ("application/vnd.apache.parquet", "application/vnd.apache.arrow.stream"):
+        schemathesis.openapi.media_type(
+            media, st.one_of(st.binary(max_size=64), st.sampled_from(real))
+        )
+
+
+_binary_bodies()
+
 # per operation: 25 keeps the run to a few seconds. The examples are derandomized (the
 # same on every run, so CI is reproducible); LABELWATCH_FUZZ=N runs N fresh random ones.
 FUZZ = int(os.environ.get("LABELWATCH_FUZZ", "0"))
