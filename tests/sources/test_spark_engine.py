@@ -303,8 +303,9 @@ def as_dicts(s: Summary) -> dict[str, dict[Any, Any]]:
 
 
 def canonical(table: dict[str, np.ndarray]) -> list[tuple[Any, ...]]:
-    """The rows as tuples of Python values (NaN as text), in a fixed order."""
-    cols = sorted(table)
+    """The rows as tuples of Python values (NaN as text), in a fixed order; an engine's
+    own cell ids (``cell``, a grouping aid) left out."""
+    cols = sorted(c for c in table if c != "cell")
     n = len(table[cols[0]]) if cols else 0
     rows = [
         tuple(

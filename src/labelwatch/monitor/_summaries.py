@@ -68,6 +68,11 @@ class _Cells:
         array speed; a Python step per distinct combination only)."""
         if self.columns[0] not in table or not len(table[self.columns[0]]):
             return np.zeros(0, dtype=np.intp)
+        if "cell" in table:  # the engine's own cell ids: one combination each
+            _, first, inverse = np.unique(
+                np.asarray(table["cell"], np.int64), return_index=True, return_inverse=True
+            )
+            return self._combos(table, first)[inverse.reshape(-1)]
         key = np.zeros(len(table[self.columns[0]]), dtype=np.int64)
         for name in self.columns:
             column = table[name]
@@ -82,8 +87,12 @@ class _Cells:
                 )
                 distinct = [x for _, x in seen]
             key = key * max(1, len(distinct)) + codes.reshape(-1)
-        found, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        local = np.empty(len(found), dtype=np.intp)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return self._combos(table, first)[inverse.reshape(-1)]
+
+    def _combos(self, table: Table, first: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """The combination index of each of the rows ``first`` (registered if new)."""
+        local = np.empty(len(first), dtype=np.intp)
         cols = [table[c] for c in self.columns]
         for j, i in enumerate(first.tolist()):
             combo = tuple(int(c[i]) if k == 0 else c[i] for k, c in enumerate(cols))
@@ -99,7 +108,7 @@ class _Cells:
                         keys.append((feature, value, bucket))
                 self.targets.append(keys)
             local[j] = code
-        return local[inverse.reshape(-1)]
+        return local
 
 
 def _select(table: Table, where: npt.NDArray[np.bool_]) -> Table:

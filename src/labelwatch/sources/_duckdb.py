@@ -1346,7 +1346,7 @@ except ImportError:  # pragma: no cover - exercised in environments without numb
     HAVE_NUMBA = False
 
 _BATCH_ROWS = 1 << 18
-_SLOT_BYTES = 256 << 20  # the per-cell accumulators of a pass, before a flush
+_SLOT_BYTES = 512 << 20  # the per-cell accumulators of a pass, before a flush
 _NO_FIRST = np.iinfo(np.int64).max
 
 
@@ -1809,16 +1809,16 @@ class _FieldAcc:
     def slot_bytes(self, cap: int | None = None) -> int:
         cap = self.cap if cap is None else cap
         pairs = 2 * cap * cap if self.pairs_ok and cap <= _MAX_PAIR_LABELS else 0
-        return 8 * (cap * 3 * self.m + pairs)
+        return 4 * (cap * 3 * self.m + pairs)  # int32 counts: flushed long before 2**31
 
     def _size(self, cap: int, slots: int) -> None:
         """Labels capacity ``cap`` and ``slots`` cell slots (the used ones kept)."""
         old = self.cap
         if cap > _MAX_PAIR_LABELS:
             self.pairs_ok = False
-        counts = np.zeros((slots, cap, 3, self.m), dtype=np.int64)
+        counts = np.zeros((slots, cap, 3, self.m), dtype=np.int32)
         pl = cap if self.pairs_ok else 0
-        pairs = np.zeros((slots if pl else 0, 2, pl, pl), dtype=np.int64)
+        pairs = np.zeros((slots if pl else 0, 2, pl, pl), dtype=np.int32)
         if old and self.slots:
             used = min(self.slots, slots)
             counts[:used, :old] = self.counts[:used]
@@ -2110,10 +2110,26 @@ def _reduce(parts: list[tuple[Any, ...]], n_keys: int) -> tuple[Any, ...]:
     ]
     if len(parts) == 1:
         return tuple(cols)
-    keys, inverse = np.unique(np.column_stack(cols[:n_keys]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    sums = [np.bincount(inverse, weights=c, minlength=len(keys)) for c in cols[n_keys:]]
-    return (*keys.T, *(np.rint(x).astype(np.int64) for x in sums))
+    # one int64 key per row (the key columns are small non-negative codes), so the
+    # grouping is a 1-D sort instead of np.unique over rows
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols[:n_keys]]
+    if any(int(c.min()) < 0 for c in cols[:n_keys] if len(c)) or math.prod(sizes) >= 1 << 62:
+        keys, inverse = np.unique(np.column_stack(cols[:n_keys]), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        key_cols = list(keys.T)
+    else:
+        packed = np.zeros(len(cols[0]), dtype=np.int64)
+        for c, size in zip(cols[:n_keys], sizes, strict=True):
+            packed = packed * size + c
+        found, inverse = np.unique(packed, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        key_cols = []
+        for size in reversed(sizes):
+            key_cols.append(found % size)
+            found = found // size
+        key_cols.reverse()
+    sums = [np.bincount(inverse, weights=c, minlength=len(key_cols[0])) for c in cols[n_keys:]]
+    return (*key_cols, *(np.rint(x).astype(np.int64) for x in sums))
 
 
 def _objects(values: Any) -> Any:
@@ -2138,6 +2154,7 @@ def _pass_tables(
 
         def cells(ids: Any, f: str = f) -> Table:
             t: Table = {n: c[ids] for n, c in zip(names, per_cell, strict=True)}
+            t["cell"] = np.asarray(ids, dtype=np.int64)  # a cell's id: a faster grouping
             t["field"] = _objects([f] * len(ids))
             return t
 
@@ -2167,9 +2184,9 @@ def _pass_tables(
             t.update(label_a=labels[a], label_b=labels[b], predicted=pred, actual=actual)
             out["pairs"].append(t)
     cols = {
-        "scores": [*names, "field", "label", "outcome", "bin", "count"],
-        "samples": [*names, "field", "labeled", "n_pred", "n_true", "tp", "count"],
-        "pairs": [*names, "field", "label_a", "label_b", "predicted", "actual"],
+        "scores": [*names, "cell", "field", "label", "outcome", "bin", "count"],
+        "samples": [*names, "cell", "field", "labeled", "n_pred", "n_true", "tp", "count"],
+        "pairs": [*names, "cell", "field", "label_a", "label_b", "predicted", "actual"],
     }
     return tuple(  # type: ignore[return-value]
         _concat(out[name], cols[name]) for name in ("scores", "samples", "pairs")

@@ -417,7 +417,7 @@ def summary_to_json(summary: Summary) -> bytes:
     return orjson.dumps(doc)
 
 
-_INT_COLUMNS = {"bucket", "outcome", "bin", "count", "n_pred", "n_true", "tp", "missing",
+_INT_COLUMNS = {"bucket", "cell", "outcome", "bin", "count", "n_pred", "n_true", "tp", "missing",
                 "zero", "sign", "key", "exponent", "predicted", "actual"}  # fmt: skip
 _FLOAT_COLUMNS = {"min", "max", "lo", "hi"}
 _BOOL_COLUMNS = {"labeled"}

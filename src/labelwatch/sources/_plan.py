@@ -185,6 +185,9 @@ class Summary:
       for missing.
     - ``rows``: ``count``: the rows of each cell.
 
+    A table may also carry ``cell``, the engine's int64 id of the row's cell combination
+    (equal ids, equal ``bucket`` and ``seg_*``): the monitor then groups by it.
+
     ``labels[f]`` (set by ``decide_labels``, not the engine): the labels counted, in the
     order the vocabulary learns them; ``unseen[f]``: labels left out (outside a declared
     vocabulary, ``unknown_labels="ignore"``) with the number of rows holding them.
