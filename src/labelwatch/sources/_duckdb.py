@@ -225,6 +225,7 @@ class DuckDBSource:
         self._cache: tuple[Plan, _Pass, dict[str, set[str]]] | None = None
         try:
             self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute("SET enable_progress_bar = false")  # stdout is the caller's
             if table is not None:
                 self._con.register("lw_table", table)
                 self._numbered("lw_table")

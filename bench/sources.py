@@ -1,0 +1,136 @@
+"""Summarizing predictions where they live: ``labelwatch ingest --source`` on Parquet.
+
+Writes N predictions x 20 labels (a MAP column of scores, half with a MAP column of
+actuals, a numeric and a categorical feature, 30 days of timestamps) to Parquet files,
+then times, each in a fresh process (peak RSS of that process reported):
+
+- DuckDB: validate every row, find labels, aggregate (``DuckDBSource``), and write the
+  cells into a new SQLite monitor (``ingest_source``): the whole ``labelwatch ingest``;
+- Spark local mode (``SparkSource``, local[2]) on the same files, summarizing only.
+
+Target (issue 9): DuckDB at least 2M predictions/s on 2 cores, memory under 2 GB.
+Usage: ``python bench/sources.py [N=10000000] [--no-spark]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10_000_000
+SPARK = "--no-spark" not in sys.argv
+LABELS = [f"label_{i:02d}" for i in range(20)]
+T0 = 1_767_225_600
+PER_FILE = 1_000_000
+
+
+def write(directory: Path) -> list[Path]:
+    """N rows in files of PER_FILE rows, built column-wise (no Python per row)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    countries = pa.array(["US", "FR", "JP", "DE", "IN"])
+    for k, start in enumerate(range(0, N, PER_FILE)):
+        n = min(PER_FILE, N - start)
+        scores = np.round(rng.random(n * len(LABELS)), 4)
+        offsets = pa.array(np.arange(n + 1, dtype=np.int32) * len(LABELS))
+        keys = pa.array(np.tile(np.array(LABELS, dtype=object), n), pa.string())
+        preds = pa.MapArray.from_arrays(offsets, keys, pa.array(scores))
+        truth = (rng.random(n * len(LABELS)) < scores).astype(np.float64)
+        labeled = rng.random(n) < 0.5
+        acts = pa.MapArray.from_arrays(offsets, keys, pa.array(truth), mask=pa.array(~labeled))
+        ts = (T0 + rng.integers(0, 30 * 86400, n)).astype("datetime64[s]").astype("datetime64[us]")
+        table = pa.table(
+            {
+                "id": pa.array([f"p{start + i}" for i in range(n)]),
+                "timestamp": pa.array(ts),
+                "num_0": pa.array(np.round(rng.normal(size=n), 3)),
+                "country": countries.take(pa.array(rng.integers(0, 5, n))),
+                "genres": preds,
+                "actual_genres": acts,
+            }
+        )
+        path = directory / f"part-{k:04d}.parquet"
+        pq.write_table(table, path, row_group_size=250_000)
+        paths.append(path)
+    return paths
+
+
+CHILD = r"""
+import json, resource, sys, time
+from labelwatch.monitor import Monitor
+from labelwatch.sources import Mapping, ingest_source, open_source, summarize
+engine, pattern, db = sys.argv[1], sys.argv[2], sys.argv[3]
+monitor = Monitor(db)
+monitor.create_model_version("bench", "v1", features={"num_0": "numeric", "country": "categorical"},
+                             predictions={"genres": "dict"}, segments=["country"])
+start = time.perf_counter()
+if engine == "duckdb":
+    out = ingest_source(monitor, "bench", "v1", open_source("duckdb", [pattern]), Mapping())
+else:
+    source = open_source("spark", [pattern])
+    try:
+        plan, found, summary = summarize(source, monitor.get_version("bench", "v1"), Mapping())
+        out = {"rows": found.rows}
+    finally:
+        source.close()
+seconds = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps({"rows": out["rows"], "seconds": seconds, "rss_mb": rss}))
+"""
+
+
+def run(engine: str, pattern: str, db: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, engine, pattern, db],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    result: dict[str, float] = json.loads(line.removeprefix("RESULT "))
+    # a JVM's memory is its own process: add the children's peak (Spark's driver JVM)
+    result["children_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    print(f"bench/sources.py: {N:,} predictions x {len(LABELS)} labels, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="lw-sources-") as tmp:
+        d = Path(tmp)
+        t = time.perf_counter()
+        paths = write(d)
+        size = sum(p.stat().st_size for p in paths) / 1e6
+        print(
+            f"  wrote {len(paths)} Parquet files, {size:,.0f} MB, in {time.perf_counter() - t:.0f} s"
+        )
+        pattern = str(d / "part-*.parquet")
+        duck = run("duckdb", pattern, f"sqlite:///{d}/duck.db")
+        rate = duck["rows"] / duck["seconds"]
+        print(
+            f"  DuckDB  ingest (validate + summarize + write cells): {duck['seconds']:.1f} s, "
+            f"{rate:,.0f} predictions/s ({rate / 2e6:.2f}x the 2M/s target), "
+            f"peak RSS {duck['rss_mb']:,.0f} MB"
+        )
+        if SPARK:
+            spark = run("spark", pattern, f"sqlite:///{d}/spark.db")
+            srate = spark["rows"] / spark["seconds"]
+            print(
+                f"  Spark   local[2] summarize:                      {spark['seconds']:.1f} s, "
+                f"{srate:,.0f} predictions/s ({srate / rate:.2f}x DuckDB), "
+                f"peak RSS {spark['rss_mb']:,.0f} MB (Python) / "
+                f"{spark['children_rss_mb']:,.0f} MB (largest child process, the JVM)"
+            )
+
+
+if __name__ == "__main__":
+    main()
