@@ -127,8 +127,8 @@ def main() -> None:
             print(
                 f"  Spark   local[2] summarize:                      {spark['seconds']:.1f} s, "
                 f"{srate:,.0f} predictions/s ({srate / rate:.2f}x DuckDB), "
-                f"peak RSS {spark['rss_mb']:,.0f} MB (Python) / "
-                f"{spark['children_rss_mb']:,.0f} MB (largest child process, the JVM)"
+                f"peak RSS {spark['rss_mb']:,.0f} MB (Python; "
+                f"{spark['children_rss_mb']:,.0f} MB the largest child so far)"
             )
 
 
