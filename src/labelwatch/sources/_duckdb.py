@@ -1911,7 +1911,7 @@ def _stream(
     dummy_f = np.zeros(1, dtype=np.float64)
     dummy_b = np.zeros(1, dtype=np.uint8)
     kernel: Any = _accumulate
-    reader = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
+    reader: Any = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
     batches = reader if os.environ.get("LABELWATCH_DUCKDB_PREFETCH") == "0" else _prefetched(reader)
     for batch in batches:
         n = batch.num_rows
