@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch, SampleStats
-from labelwatch.metrics._binning import N_OUTCOMES
+from labelwatch.metrics._binning import N_OUTCOMES, make_edges
 from labelwatch.metrics._features import DEFAULT_ACCURACY, _canonical
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._cells import add_cells, coarse_map
@@ -143,8 +143,6 @@ def write_summary(
 
 
 def _edges(spec: VersionSpec, f: str) -> FloatArray:
-    from labelwatch.metrics._binning import make_edges
-
     return make_edges(spec.bins, spec.edges(f))
 
 

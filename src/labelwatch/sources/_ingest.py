@@ -133,7 +133,6 @@ def plan_for(version: dict[str, Any], mapping: Mapping, now: float) -> Plan:
     default: dict[str, float] = {}
     for f in fields:
         value = spec.thresholds.get(f, 0.5)
-        default[f] = value.get("__default__", 0.5) if isinstance(value, dict) else float(value)
         thresholds[f] = dict(value) if isinstance(value, dict) else {}
         default[f] = spec.threshold(f, "\x00none")  # the threshold of a label not listed
     acc = DEFAULT_ACCURACY
