@@ -226,57 +226,9 @@ def _add(
             )
         ):
             stored_sums[(s.seg_feature, s.seg_value, s.bucket)] = s.sums
+    _add_scores(conn, sc, base, ids, scores, stored_scores, coarse)
     ins: list[dict[str, Any]] = []
     upd: list[dict[str, Any]] = []
-    for key, counts in scores.items():
-        for j, label_id in enumerate(ids):
-            delta = counts[j]
-            if not delta.any():
-                continue
-            full = (*key, label_id)
-            old = stored_scores.get(full)
-            if old is None:
-                ins.append(
-                    {
-                        **base,
-                        "seg_feature": key[0],
-                        "seg_value": key[1],
-                        "bucket": key[2],
-                        "label_id": label_id,
-                        "counts": encode_counts(delta),
-                        "coarse": encode_counts(delta @ coarse),
-                    }
-                )
-            else:
-                value = decode_counts(old, delta.shape) + delta
-                upd.append(
-                    {
-                        "b_f": key[0],
-                        "b_v": key[1],
-                        "b_b": key[2],
-                        "b_l": label_id,
-                        "b_counts": encode_counts(value),
-                        "b_coarse": encode_counts(value @ coarse),
-                    }
-                )
-    if ins:
-        conn.execute(sa.insert(sc), ins)
-    if upd:
-        conn.execute(
-            sa.update(sc)
-            .where(
-                sc.c.version_id == vid,
-                sc.c.environment == env,
-                sc.c.field == field,
-                sc.c.seg_feature == sa.bindparam("b_f"),
-                sc.c.seg_value == sa.bindparam("b_v"),
-                sc.c.bucket == sa.bindparam("b_b"),
-                sc.c.label_id == sa.bindparam("b_l"),
-            )
-            .values(counts=sa.bindparam("b_counts"), coarse=sa.bindparam("b_coarse")),
-            upd,
-        )
-    ins, upd = [], []
     for key, total in sums.items():
         old = stored_sums.get(key)
         if old is None:
@@ -315,6 +267,92 @@ def _add(
             .values(sums=sa.bindparam("b_sums")),
             upd,
         )
+
+
+def _add_scores(
+    conn: Connection,
+    sc: sa.Table,
+    base: dict[str, Any],
+    ids: list[int],
+    scores: dict[CellKey, FloatArray],
+    stored: dict[tuple[str, str, int, int], bytes],
+    coarse: FloatArray,
+) -> None:
+    """Add score deltas (per cell key, (labels, 3, m)) to the stored cells ``stored``:
+    every (cell, label) with a non-zero delta at once, as arrays."""
+    if not scores or not ids:
+        return
+    keys = list(scores)
+    stack = np.stack([np.asarray(scores[k], dtype=np.float64) for k in keys])
+    n_labels, cell = stack.shape[1], stack.shape[2:]
+    flat = stack.reshape(len(keys) * n_labels, -1)
+    live = np.flatnonzero(flat.any(axis=1))
+    if not len(live):
+        return
+    values = flat[live]
+    full = [(*keys[i // n_labels], ids[i % n_labels]) for i in live.tolist()]
+    old = [stored.get(f) for f in full]
+    upd = np.fromiter((o is not None for o in old), dtype=bool, count=len(old))
+    if upd.any():
+        where = np.flatnonzero(upd)
+        blobs = [old[i] for i in where.tolist()]
+        values[where] += merge_counts(
+            (len(where), *cell), np.arange(len(where)), blobs  # type: ignore[arg-type]
+        ).reshape(len(where), -1)
+    counts = encode_many(values)
+    coarse_blobs = encode_many((values.reshape(-1, *cell) @ coarse).reshape(len(values), -1))
+    vid, env, field = base["version_id"], base["environment"], base["field"]
+    ins = [
+        (vid, env, field, *f, c, k)
+        for f, c, k, u in zip(full, counts, coarse_blobs, upd.tolist(), strict=True)
+        if not u
+    ]
+    if ins:
+        insert_many(conn, sc, ins)
+    if upd.any():
+        conn.execute(
+            sa.update(sc)
+            .where(
+                sc.c.version_id == vid,
+                sc.c.environment == env,
+                sc.c.field == field,
+                sc.c.seg_feature == sa.bindparam("b_f"),
+                sc.c.seg_value == sa.bindparam("b_v"),
+                sc.c.bucket == sa.bindparam("b_b"),
+                sc.c.label_id == sa.bindparam("b_l"),
+            )
+            .values(counts=sa.bindparam("b_counts"), coarse=sa.bindparam("b_coarse")),
+            [
+                {"b_f": f[0], "b_v": f[1], "b_b": f[2], "b_l": f[3], "b_counts": c, "b_coarse": k}
+                for f, c, k, u in zip(full, counts, coarse_blobs, upd.tolist(), strict=True)
+                if u
+            ],
+        )
+
+
+def encode_many(values: FloatArray) -> list[bytes]:
+    """``encode_counts`` of each row of a 2-D array, at once."""
+    flat = np.ascontiguousarray(values, dtype="<f8")
+    n, size = flat.shape
+    nonzero = flat != 0
+    count = nonzero.sum(axis=1)
+    sparse = count * _ENTRY.itemsize < size * 8
+    out: list[bytes] = [b""] * n
+    for i in np.flatnonzero(~sparse).tolist():
+        out[i] = flat[i].tobytes()
+    rows = np.flatnonzero(sparse)
+    if len(rows):
+        r, pos = np.nonzero(nonzero[rows])
+        entries = np.empty(len(r), dtype=_ENTRY)
+        entries["pos"] = pos
+        entries["value"] = flat[rows[r], pos]
+        buf = entries.tobytes()
+        ends = (np.cumsum(count[rows]) * _ENTRY.itemsize).tolist()
+        start = 0
+        for i, end in zip(rows.tolist(), ends, strict=True):
+            out[i] = buf[start:end]
+            start = end
+    return out
 
 
 def in_(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
