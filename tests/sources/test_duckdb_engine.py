@@ -173,7 +173,7 @@ def check_summary(summary: Summary, rows: list[dict[str, Any]], plan: Plan) -> N
     want = oracle(rows, plan)
     cell = ["bucket", "seg_0"]
     assert counted(summary.rows, cell, "count") == want["rows"]
-    got_scores = counted(summary.scores, [*cell, "field", "label", "outcome", "bin"], "count")
+    got_scores = counted(summary.sparse().scores, [*cell, "field", "label", "outcome", "bin"], "count")
     assert got_scores == want["scores"]
     keys = [*cell, "field", "labeled", "n_pred", "n_true", "tp"]
     assert counted(summary.samples, keys, "count") == want["samples"]
@@ -272,7 +272,7 @@ def test_bins_are_searchsorted() -> None:
             mapping, ["x"], edges={"g": edges.tolist()}, segments=[], numeric=[], categorical=[]
         )
         with DuckDBSource(table=table) as src:
-            got = counted(src.summarize(plan).scores, ["bin"], "count")
+            got = counted(src.summarize(plan).sparse().scores, ["bin"], "count")
         want = Counter((b,) for b in np.searchsorted(edges, scores, side="left").tolist())
         assert got == want
 
@@ -388,7 +388,7 @@ def test_sql_source(tmp_path: Path) -> None:
         s = src.summarize(dataclasses.replace(plan, labels={"g": ["a", "b"]}))
     assert int(s.rows["count"].sum()) == 1203
     assert int(s.samples["count"].sum()) == 1203
-    got = counted(s.scores, ["label", "outcome"], "count")
+    got = counted(s.sparse().scores, ["label", "outcome"], "count")
     assert got[("b", 1)] == 0 and got[("b", 0)] == 1203
     assert got[("a", 1)] == sum(1 for i in range(1203) if i % 3 == 0)
 
@@ -469,6 +469,7 @@ def test_validation_errors() -> None:
 
 
 def _same_tables(x: Summary, y: Summary) -> None:
+    x, y = x.sparse(), y.sparse()
     for name in ("scores", "samples", "pairs", "categorical", "rows"):
         # the compiled pass adds its cell ids (``cell``), a grouping aid: not compared
         a = {c: v for c, v in getattr(x, name).items() if c != "cell"}

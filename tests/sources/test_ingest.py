@@ -4,6 +4,7 @@ to rounding), and bad input leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 import labelwatch
 from labelwatch.errors import InvalidInputError
@@ -241,3 +243,122 @@ def test_cli_ingest_embedded(tmp_path: Path, rows: list[dict[str, Any]], sdk_db:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert bad.returncode == 2 and str(tmp_path / "nothing-*.parquet") in bad.stderr
+
+
+def _json_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The rows with their score and actual dicts as JSON text (None: no actuals)."""
+    return {
+        "pred_id": [r["id"] for r in rows],
+        "ts": [r["timestamp"] for r in rows],
+        "year": [r["features"].get("year") for r in rows],
+        "country": [r["features"].get("country") for r in rows],
+        "flag": [r["features"].get("flag") for r in rows],
+        "genres": [json.dumps(r["predictions"]["genres"]) for r in rows],
+        "actual_genres": [
+            json.dumps(r["actuals"]["genres"]) if "actuals" in r else None for r in rows
+        ],
+    }
+
+
+def test_json_text_dicts_in_csv_and_sql_tables_equal_sdk(tmp_path: Path) -> None:
+    """A dict field held as JSON objects in a text column (what CSV files and SQL
+    tables hold): the cells equal the SDK's, from a CSV file and from a SQLite query."""
+    rows = make_rows(3_000, seed=8)
+    sdk = f"sqlite:///{tmp_path}/sdk.db"
+    sdk_monitor(sdk, rows)
+    columns = _json_columns(rows)
+    path = tmp_path / "preds.csv"
+    pacsv.write_csv(pa.table(columns), path)
+    table_db = tmp_path / "warehouse.db"
+    engine = sa.create_engine(f"sqlite:///{table_db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE preds (pred_id TEXT, ts REAL, year REAL, country TEXT, flag BOOLEAN, "
+            "genres TEXT, actual_genres TEXT)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO preds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            list(zip(*columns.values(), strict=True)),
+        )
+    engine.dispose()
+    items = ["id=pred_id", "timestamp=ts"]
+    sources = {
+        "csv": lambda: open_source("duckdb", [str(path)]),
+        "sql": lambda: open_source(
+            "duckdb", url=f"sqlite:///{table_db}", query="SELECT * FROM preds ORDER BY rowid"
+        ),
+    }
+    for name, source in sources.items():
+        url = f"sqlite:///{tmp_path}/{name}.db"
+        monitor = source_monitor(url)
+        try:
+            out = ingest_source(monitor, "m", "v1", source(), Mapping.parse(items))
+            assert out["accepted"] == len(rows)
+        finally:
+            monitor.close()
+        assert_same_cells(sdk, url)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        ('{"genre_00": 0.5', "genres", "JSON object"),
+        ("[0.5]", "genres", "JSON object"),
+        ('{"genre_00": "high"}', "genres", "JSON object"),
+        ('{"genre_00": 1.5}', "genres.genre_00", "[0, 1]"),
+        ('{"genre_00": null}', "genres.genre_00", "[0, 1]"),
+    ],
+)
+def test_bad_json_dicts_name_the_column_and_row(
+    tmp_path: Path, text: str, field: str, expected: str
+) -> None:
+    rows = make_rows(50, seed=9)
+    columns = _json_columns(rows)
+    columns["genres"][37] = text
+    path = tmp_path / "preds.csv"
+    pacsv.write_csv(pa.table(columns), path)
+    url = f"sqlite:///{tmp_path}/src.db"
+    monitor = source_monitor(url)
+    try:
+        with pytest.raises(InvalidInputError) as info:
+            ingest_source(
+                monitor, "m", "v1", open_source("duckdb", [str(path)]),
+                Mapping.parse(["id=pred_id", "timestamp=ts"]),
+            )  # fmt: skip
+    finally:
+        monitor.close()
+    err = info.value
+    assert (err.field, err.row) == (field, 37), str(err)
+    assert expected in str(err)
+    assert all(not v for v in dump_cells(url).values())
+
+
+def test_boolean_feature_as_integers(tmp_path: Path) -> None:
+    """A boolean feature in an integer column (SQL databases without a boolean type):
+    1 / 0 are true / false, as the SDK names them; another integer names the row."""
+    rows = make_rows(400, seed=10)
+    sdk = f"sqlite:///{tmp_path}/sdk.db"
+    sdk_monitor(sdk, rows)
+    columns = _json_columns(rows)
+    columns["flag"] = [None if f is None else int(f) for f in columns["flag"]]
+    path = tmp_path / "preds.csv"
+    pacsv.write_csv(pa.table(columns), path)
+    mapping = Mapping.parse(["id=pred_id", "timestamp=ts"])
+    url = f"sqlite:///{tmp_path}/src.db"
+    monitor = source_monitor(url)
+    try:
+        ingest_source(monitor, "m", "v1", open_source("duckdb", [str(path)]), mapping)
+    finally:
+        monitor.close()
+    assert_same_cells(sdk, url)
+    columns["flag"][123] = 2
+    pacsv.write_csv(pa.table(columns), path)
+    url = f"sqlite:///{tmp_path}/bad.db"
+    monitor = source_monitor(url)
+    try:
+        with pytest.raises(InvalidInputError, match="boolean") as info:
+            ingest_source(monitor, "m", "v1", open_source("duckdb", [str(path)]), mapping)
+    finally:
+        monitor.close()
+    assert (info.value.field, info.value.row, info.value.got) == ("flag", 123, 2)
+    assert all(not v for v in dump_cells(url).values())

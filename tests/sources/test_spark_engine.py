@@ -350,7 +350,7 @@ def test_map_parquet_equals_oracle_and_duckdb(tmp_path: Path, spark: Any) -> Non
     duck = DuckDBSource(files)
     try:
         duck.discover(plan)
-        other = duck.summarize(plan)
+        other = duck.summarize(plan).sparse()
     finally:
         duck.close()
     for name in VALUES:
@@ -556,3 +556,30 @@ def test_spark_job_fetches_summarizes_and_posts(
     assert int(summary.rows["count"].sum()) == len(rs)
     assert summary.segments == ["color"] and summary.labels["genres"]
     assert not spark.sparkContext._jsc.sc().isStopped()  # the test's session, not stopped
+
+
+def test_boolean_feature_as_integers(tmp_path: Path, spark: Any) -> None:
+    """A boolean feature in an integer column counts 1 / 0 as "true" / "false", as
+    DuckDB does; another integer is refused, naming the column and row."""
+    flags = [1, 0, None, 1, 1, 0]
+    table = pa.table({"s": _map([{"a": 0.5}] * len(flags)), "flag": pa.array(flags, pa.int64())})
+    pq.write_table(table, tmp_path / "f.parquet")
+    plan = make_plan(
+        Mapping(predictions={"genres": "s"}, features={"flag": "flag"}),
+        segments=[], numeric=[], categorical=["flag"], booleans=["flag"],
+        labels={"genres": ["a"]},
+    )  # fmt: skip
+    with SparkSource(str(tmp_path / "f.parquet"), spark=spark) as src:
+        got = src.summarize(plan).categorical
+    from labelwatch.sources._duckdb import DuckDBSource
+
+    with DuckDBSource(str(tmp_path / "f.parquet")) as src:
+        want = src.summarize(plan).categorical
+    counts = dict(zip(got["category"].tolist(), got["count"].tolist(), strict=True))
+    assert counts == {"true": 3, "false": 2, None: 1}
+    assert counts == dict(zip(want["category"].tolist(), want["count"].tolist(), strict=True))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pq.write_table(table.set_column(1, "flag", pa.array([1, 0, None, 1, 7, 0])), bad / "f.parquet")
+    err = _error(spark, bad / "f.parquet", plan)
+    assert (err.field, err.row, err.got) == ("flag", 4, 7)

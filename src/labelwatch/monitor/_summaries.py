@@ -32,7 +32,7 @@ from labelwatch.monitor._ingest import SUM_NAMES, CellKey, segment_value
 from labelwatch.monitor._pairs import MAX_PAIR_LABELS, _sum_pairs, add_pairs
 from labelwatch.monitor._schema import VersionSpec
 from labelwatch.monitor._write import ensure_environment, learn, segments
-from labelwatch.sources._plan import Summary, Table
+from labelwatch.sources._plan import DenseScores, Summary, Table
 
 __all__ = ["stage_part", "write_summary"]
 
@@ -129,11 +129,13 @@ def write_summary(
         vocab = learn(conn, vid, f, [learned])
         scores = _select(summary.scores, summary.scores["field"] == f)
         samples = _select(summary.samples, summary.samples["field"] == f)
-        if not len(samples["field"]) and not len(scores["field"]):
+        if not len(samples["field"]) and not len(scores["field"]) and not summary.dense:
             continue
+        dense = [d for d in summary.dense if d.field == f]
         edges = _edges(spec, f)
         coarse = coarse_map(spec, f)[0]
-        for score_part, sums_part in _score_deltas(cells, labels, len(edges), scores, samples):
+        parts = _score_deltas(cells, labels, len(edges), scores, samples, dense)
+        for score_part, sums_part in parts:
             add_cells(conn, vid, env, f, vocab, labels, score_part, sums_part, coarse=coarse)
         if len(vocab) <= MAX_PAIR_LABELS:
             pairs = _select(summary.pairs, summary.pairs["field"] == f)
@@ -146,10 +148,46 @@ def _edges(spec: VersionSpec, f: str) -> FloatArray:
     return make_edges(spec.bins, spec.edges(f))
 
 
+def _dense_blocks(
+    cells: _Cells, labels: list[str], m: int, dense: list[DenseScores]
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp], Any]]:
+    """Per dense block: the combination of each row, the label positions it fills,
+    the block's columns for them, and its counts."""
+    position = {name: j for j, name in enumerate(labels)}
+    out = []
+    for d in dense:
+        counts = np.asarray(d.counts)
+        if counts.ndim != 4 or counts.shape[2:] != (N_OUTCOMES, m) or (
+            counts.shape[1] < len(d.labels)
+        ):
+            raise InvalidInputError(
+                "dense.counts", f"(cells, >= {len(d.labels)} labels, {N_OUTCOMES}, {m})",
+                counts.shape,
+            )  # fmt: skip
+        if len(counts) and counts.min() < 0:
+            raise InvalidInputError("dense.counts", "counts >= 0", int(counts.min()))
+        src = [j for j, x in enumerate(d.labels) if x in position]
+        dropped = [j for j, x in enumerate(d.labels) if x not in position]
+        if dropped and counts[:, dropped].any():
+            missing = [d.labels[j] for j in dropped]
+            raise InvalidInputError(
+                "scores.label", f"one of the summary's labels {labels}", missing
+            )
+        dst = np.array([position[d.labels[j]] for j in src], dtype=np.intp)
+        out.append((cells.codes(d.cells), dst, np.array(src, dtype=np.intp), counts))
+    return out
+
+
 def _score_deltas(
-    cells: _Cells, labels: list[str], m: int, scores: Table, samples: Table
+    cells: _Cells,
+    labels: list[str],
+    m: int,
+    scores: Table,
+    samples: Table,
+    dense: list[DenseScores] | None = None,
 ) -> Iterator[tuple[dict[CellKey, FloatArray], dict[CellKey, FloatArray]]]:
     """Per chunk of hours, the score and sum deltas of every cell."""
+    blocks = _dense_blocks(cells, labels, m, dense or [])
     position = {name: j for j, name in enumerate(labels)}
     s_combo = cells.codes(scores)
     n_combos = len(cells.targets)
@@ -180,6 +218,14 @@ def _score_deltas(
         flat += s_bin[pick]
         counts = np.bincount(flat, weights=s_count[pick], minlength=len(in_chunk) * per_combo)
         counts = counts.reshape(len(in_chunk), len(labels), N_OUTCOMES, m)
+        for block_combo, dst, src, block in blocks:
+            rows = np.flatnonzero(local[block_combo] >= 0)
+            targets = local[block_combo[rows]]
+            if len(np.unique(targets)) == len(targets):
+                counts[targets[:, None], dst[None, :]] += block[rows[:, None], src[None, :]]
+            else:  # two rows of one combination (not from one engine pass)
+                for r, t in zip(rows.tolist(), targets.tolist(), strict=True):
+                    counts[t, dst] += block[r, src]
         score_part: dict[CellKey, FloatArray] = {}
         sums_part: dict[CellKey, FloatArray] = {}
         for k, combo in enumerate(in_chunk.tolist()):

@@ -39,7 +39,7 @@ import numpy as np
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics._features import OTHER
-from labelwatch.sources._plan import Discovery, Plan, Summary, Table
+from labelwatch.sources._plan import DenseScores, Discovery, Plan, Summary, Table
 
 if TYPE_CHECKING:
     import pyarrow
@@ -143,15 +143,31 @@ class _Side:
         value_kind: str = "float",
         entries: list[tuple[str, str, str, str]] | None = None,
         has: str = "",
+        name: str | None = None,
+        json: str | None = None,
     ) -> None:
-        self.column = column  # MAP column (quoted SQL) or None
+        self.column = column  # MAP column (quoted SQL, or a MAP expression) or None
         self.value_kind = value_kind
         self.entries = entries or []  # (label, value SQL, kind, name in errors)
         self.has = has
+        self.name = name  # the source column, in errors
+        self.json = json  # a text column of JSON objects (quoted SQL) the MAP is cast from
 
     @property
     def is_map(self) -> bool:
         return self.column is not None
+
+
+def _json_object(text: str) -> str:
+    """SQL: whether ``text`` (not NULL) is a JSON object whose values are numbers,
+    booleans or null (a null value is refused later, naming its label)."""
+    values = f"map_values(CAST(CAST({text} AS JSON) AS MAP(VARCHAR, JSON)))"
+    kinds = "('DOUBLE', 'BIGINT', 'UBIGINT', 'BOOLEAN')"
+    return (
+        f"(CASE WHEN json_valid({text}) AND json_type(CAST({text} AS JSON)) = 'OBJECT' "
+        f"THEN coalesce(list_bool_and(list_transform({values}, v -> json_type(v) IN {kinds})),"
+        " true) ELSE false END)"
+    )
 
 
 def _unreadable(exc: duckdb.Error) -> InvalidInputError:
@@ -426,6 +442,13 @@ class DuckDBSource:
         if single is not None:
             sql, t = self._column(single)
             kind = _kind(t)
+            if kind == "text" or str(t) == "JSON":  # JSON objects as text (CSV, SQL tables)
+                return _Side(
+                    column=f"CAST(CAST({sql} AS JSON) AS MAP(VARCHAR, DOUBLE))",
+                    has=f"{sql} IS NOT NULL",
+                    name=single,
+                    json=sql,
+                )
             if kind == "map":
                 (_, key_t), (_, value_t) = t.children
                 value_kind = _kind(value_t)
@@ -511,6 +534,8 @@ class DuckDBSource:
         )
         if kind == "bool":
             return column, f"(CASE WHEN {sql} THEN 'true' WHEN NOT {sql} THEN 'false' END)"
+        if kind == "int" and feature in plan.booleans:  # 0 / 1 (checked in discover)
+            return column, f"(CASE {sql} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
         if kind == "int":
             return column, f"CAST({sql} AS VARCHAR)"
         return column, sql
@@ -558,6 +583,15 @@ class DuckDBSource:
                 if side is None:
                     continue
                 sides[(f, actual)] = side
+                if side.json is not None:
+                    checks.append(
+                        (
+                            f"{side.json} IS NOT NULL AND NOT {_json_object(side.json)}",
+                            f"CAST({side.json} AS VARCHAR)",
+                            side.name or "",
+                            "a JSON object of label: number (as text), a MAP or a STRUCT",
+                        )
+                    )
                 for _, value, kind, what in side.entries:
                     if kind == "bool":
                         continue
@@ -576,6 +610,11 @@ class DuckDBSource:
                 checks.append((f"NOT isfinite({x})", x, column, "a finite number (NULL: missing)"))
         for feature in plan.categorical:
             column, text = self._category_sql(plan, feature)
+            sql, t = self._column(column)
+            if feature in plan.booleans and _kind(t) == "int":
+                checks.append(
+                    (f"{sql} NOT IN (0, 1)", sql, column, "a boolean (true / false, or 1 / 0)")
+                )
             checks.append(
                 (f"{text} = {_lit(OTHER)}", text, column, f"a category other than {OTHER!r}")
             )
@@ -643,6 +682,9 @@ class DuckDBSource:
         """A map side's labels as (first row, position, label, rows), and its first bad
         entry appended to ``errors``."""
         col = side.column
+        valid = f"{col} IS NOT NULL"
+        if side.json is not None:  # the rows that are not JSON objects have their error
+            valid = f"{side.json} IS NOT NULL AND {_json_object(side.json)}"
         v = "CAST(v AS DOUBLE)"
         bad = f"k = '' OR v IS NULL OR NOT ({_valid(v, actual)})"
         at = f"{ROW} * {_POS} + pos"
@@ -652,10 +694,10 @@ class DuckDBSource:
             f"bool_or(k = '') FILTER (WHERE {bad}) "
             f"FROM (SELECT {ROW}, unnest(map_keys({col})) AS k, unnest(map_values({col})) AS v, "
             f"unnest(range(CAST(cardinality({col}) AS BIGINT))) AS pos "
-            f"FROM lw_src WHERE {col} IS NOT NULL) "
+            f"FROM lw_src WHERE {valid}) "
             "GROUP BY k"
         )
-        name = col.strip('"').replace('""', '"') if col else ""
+        name = side.name or (col.strip('"').replace('""', '"') if col else "")
         worst = min((r for r in rows if r[3] is not None), key=lambda r: r[3], default=None)
         if worst is not None:
             i, pos = divmod(int(worst[3]), _POS)
@@ -768,11 +810,12 @@ class DuckDBSource:
                 break
             salt = passed.salt + 1  # two cells of one hash: again, salted otherwise
             passed = None
-        scores, samples, pairs = _pass_tables(passed, rows, names, labels)
+        scores, samples, pairs, dense = _pass_tables(passed, rows, names, labels)
         numeric, keys, sums = self._numeric(plan, cells, names)
         return Summary(
             segments=list(plan.segments),
             scores=scores,
+            dense=dense,
             samples=samples,
             pairs=pairs,
             numeric=numeric,
@@ -1800,6 +1843,7 @@ class _FieldAcc:
         self.samples_used = np.zeros(1, dtype=np.int64)
         self.bad = np.full(2, _NO_FIRST, dtype=np.int64)
         self.out_scores: list[Any] = []
+        self.dense: tuple[Any, Any] | None = None  # (cell ids, counts) of the last flush
         self.out_pairs: list[Any] = []
         self._size(max(1, self.n), 1)
 
@@ -1848,17 +1892,27 @@ class _FieldAcc:
         self.thr[: len(thr)] = thr
         self.badkey[: self.n] = [x == "" for x in self.labels.names]
 
-    def flush(self, used: int, cell_of: Any) -> None:
+    def flush(self, used: int, cell_of: Any, *, last: bool = False) -> None:
+        """Move the counts of the ``used`` slots out (slot ``s`` holds cell
+        ``cell_of[s]``). The last flush of a pass that never flushed before keeps the
+        score counts as they are, one dense row per cell (``self.dense``)."""
         if not used:
             return
-        sl, k, o, b = np.nonzero(self.counts[:used])
-        self.out_scores.append((cell_of[sl], k, o, b, self.counts[:used][sl, k, o, b]))
-        self.counts[:used] = 0
+        if last and not self.out_scores:
+            self.dense = (cell_of[:used].astype(np.int64), self.counts[:used])
+            self.counts = np.zeros((0, self.cap, 3, self.m), dtype=np.int32)
+        else:
+            self._flush_scores(used, cell_of)
         if self.pairs.shape[0]:
             p = self.pairs[:used]
             sl, a, b = np.nonzero(p[:, 0] | p[:, 1])
             self.out_pairs.append((cell_of[sl], a, b, p[sl, 0, a, b], p[sl, 1, a, b]))
             self.pairs[:used] = 0
+
+    def _flush_scores(self, used: int, cell_of: Any) -> None:
+        sl, k, o, b = np.nonzero(self.counts[:used])
+        self.out_scores.append((cell_of[sl], k, o, b, self.counts[:used][sl, k, o, b]))
+        self.counts[:used] = 0
 
     def grow_samples(self) -> None:
         keys, counts = self.samples_keys, self.samples_counts
@@ -2039,7 +2093,7 @@ def _stream(
             lo = stop
         stamp0 += n
     for acc in fields.values():
-        acc.flush(used, cell_of)
+        acc.flush(used, cell_of, last=True)
     cell_hash = np.zeros(n_cells, dtype=np.uint64)
     live = table_ids >= 0
     cell_hash[table_ids[live]] = table_keys[live]
@@ -2141,15 +2195,16 @@ def _objects(values: Any) -> Any:
 
 def _pass_tables(
     passed: _Pass, rows: list[tuple[Any, ...]], names: list[str], order: dict[str, list[str]]
-) -> tuple[Table, Table, Table]:
-    """(scores, samples, pairs) of a pass; ``rows``: (hash, cell..., count) per cell;
-    ``order``: the labels, in the order of a pair's two labels."""
+) -> tuple[Table, Table, Table, list[DenseScores]]:
+    """(scores, samples, pairs, dense scores) of a pass; ``rows``: (hash, cell...,
+    count) per cell; ``order``: the labels, in the order of a pair's two labels."""
     index = {int(r[0]): j for j, r in enumerate(rows)}
     cell_rows = np.array([index[h] for h in passed.cell_hash.tolist()], dtype=np.int64)
     per_cell: list[Any] = [np.array([r[1] for r in rows], dtype=np.int64)]
     per_cell += [_objects([r[2 + i] for r in rows]) for i in range(len(names) - 1)]
     per_cell = [c[cell_rows] for c in per_cell]
     out: dict[str, list[Table]] = {"scores": [], "samples": [], "pairs": []}
+    dense: list[DenseScores] = []
     for f, acc in passed.fields.items():
         labels = _objects(acc.labels.names)
 
@@ -2159,10 +2214,16 @@ def _pass_tables(
             t["field"] = _objects([f] * len(ids))
             return t
 
-        cell, k, o, b, count = _reduce(acc.out_scores, 4)
-        t = cells(cell)
-        t.update(label=labels[k], outcome=o, bin=b, count=count)
-        out["scores"].append(t)
+        if acc.dense is not None:
+            ids, counts = acc.dense
+            t = cells(ids)
+            del t["field"]
+            dense.append(DenseScores(f, t, list(acc.labels.names), counts))
+        else:
+            cell, k, o, b, count = _reduce(acc.out_scores, 4)
+            t = cells(cell)
+            t.update(label=labels[k], outcome=o, bin=b, count=count)
+            out["scores"].append(t)
         live = acc.samples_keys[:, 0] >= 0
         cell, code = acc.samples_keys[live].T
         t = cells(cell)
@@ -2189,6 +2250,5 @@ def _pass_tables(
         "samples": [*names, "cell", "field", "labeled", "n_pred", "n_true", "tp", "count"],
         "pairs": [*names, "cell", "field", "label_a", "label_b", "predicted", "actual"],
     }
-    return tuple(  # type: ignore[return-value]
-        _concat(out[name], cols[name]) for name in ("scores", "samples", "pairs")
-    )
+    scores, samples, pairs = (_concat(out[n], cols[n]) for n in ("scores", "samples", "pairs"))
+    return scores, samples, pairs, dense

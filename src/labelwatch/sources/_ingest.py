@@ -149,6 +149,7 @@ def plan_for(version: dict[str, Any], mapping: Mapping, now: float) -> Plan:
         ],
         log_gamma=math.log1p(2 * acc / (1 - acc)),
         now=now,
+        booleans=[f for f in mapping.features if spec.features[f] == "boolean"],
     )
 
 
@@ -401,7 +402,8 @@ def _column_json(values: np.ndarray) -> list[Any]:
 
 
 def summary_to_json(summary: Summary) -> bytes:
-    """A summary as JSON (mantissas as decimal text, NaN as null)."""
+    """A summary as JSON (mantissas as decimal text, NaN as null; dense counts as rows)."""
+    summary = summary.sparse()
     doc: dict[str, Any] = {
         "format": "labelwatch.Summary/1",
         "segments": summary.segments,
@@ -474,16 +476,22 @@ def summary_from_json(body: bytes | dict[str, Any]) -> Summary:
         isinstance(v, dict) and all(isinstance(n, int) for n in v.values()) for v in unseen.values()
     ):
         raise InvalidInputError("unseen", "field -> {label: rows}", unseen)
-    return Summary(segments=segments, labels=labels, unseen=unseen, **tables)
+    return Summary(segments=segments, labels=labels, unseen=unseen, **_tables(tables))
 
 
 PART_ROWS = 200_000
 """Aggregate rows per posted part (about 10 MB of JSON, under the server's body limit)."""
 
 
+def _tables(tables: dict[str, Table]) -> dict[str, Any]:
+    """``Summary`` keyword arguments of its tables (typed apart from its other fields)."""
+    return dict(tables)
+
+
 def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
     """The summary in parts of whole hours with at most ``max_rows`` aggregate rows each
     (an hour with more is a part alone); the unseen-label counts go with the first."""
+    summary = summary.sparse()
     per_bucket: dict[int, int] = {}
     for name in _TABLES:
         buckets = np.asarray(getattr(summary, name).get("bucket", np.zeros(0)), np.int64)
@@ -510,7 +518,7 @@ def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
                 segments=summary.segments,
                 labels=summary.labels,
                 unseen=summary.unseen if k == 0 else {},
-                **tables,
+                **_tables(tables),
             )
         )
     return out

@@ -25,6 +25,7 @@ Conventions every engine follows:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ import numpy.typing as npt
 
 from labelwatch.errors import InvalidInputError
 
-__all__ = ["Discovery", "Mapping", "Plan", "Summary", "Table"]
+__all__ = ["DenseScores", "Discovery", "Mapping", "Plan", "Summary", "Table"]
 
 Table = dict[str, npt.NDArray[Any]]
 """A small aggregate as columns: name -> 1-D array (object arrays for text and raw values)."""
@@ -120,7 +121,9 @@ class Plan:
     its score is strictly above); labels absent from it use ``default_threshold[f]``.
     ``labels[f]``: the labels to count (others are dropped from every aggregate); None
     (discovery) means all. ``numeric``: numeric features to summarize; ``categorical``:
-    categorical, boolean and string ones. ``log_gamma``: ``NumericSketch``'s
+    categorical, boolean and string ones; ``booleans``: the boolean ones among them (an
+    integer column holds them as 0 / 1, as SQL databases without a boolean type do).
+    ``log_gamma``: ``NumericSketch``'s
     ``log1p(2a / (1 - a))``. ``now``: the timestamp of rows without one.
     """
 
@@ -135,6 +138,7 @@ class Plan:
     log_gamma: float
     now: float
     labels: dict[str, list[str]] | None = None
+    booleans: list[str] = field(default_factory=list)
 
     def threshold(self, field_name: str, label: str) -> float:
         return self.thresholds.get(field_name, {}).get(
@@ -188,6 +192,10 @@ class Summary:
     A table may also carry ``cell``, the engine's int64 id of the row's cell combination
     (equal ids, equal ``bucket`` and ``seg_*``): the monitor then groups by it.
 
+    ``dense``: score counts an engine kept as per-cell arrays (``DenseScores``) instead
+    of ``scores`` rows; they add to ``scores``. ``sparse()`` turns them into rows (the
+    JSON form and the parts of an upload carry rows only).
+
     ``labels[f]`` (set by ``decide_labels``, not the engine): the labels counted, in the
     order the vocabulary learns them; ``unseen[f]``: labels left out (outside a declared
     vocabulary, ``unknown_labels="ignore"``) with the number of rows holding them.
@@ -204,9 +212,57 @@ class Summary:
     rows: Table
     labels: dict[str, list[str]] = field(default_factory=dict)
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+    dense: list[DenseScores] = field(default_factory=list)
 
     def cell_columns(self) -> list[str]:
         return ["bucket", *[f"seg_{i}" for i in range(len(self.segments))]]
+
+    def sparse(self) -> Summary:
+        """This summary with its ``dense`` counts as ``scores`` rows (itself if none)."""
+        if not self.dense:
+            return self
+        columns = [*self.cell_columns(), "field", "label", "outcome", "bin", "count"]
+        if "cell" in self.scores and all("cell" in d.cells for d in self.dense):
+            columns.insert(-4, "cell")
+        parts = [self.scores, *(d.rows(columns) for d in self.dense)]
+        parts = [p for p in parts if len(_column(p, "bucket"))] or parts[-1:]
+        scores = {c: np.concatenate([_column(p, c) for p in parts]) for c in columns}
+        return dataclasses.replace(self, scores=scores, dense=[])
+
+
+@dataclass
+class DenseScores:
+    """One field's score counts of many cells at once: ``counts[i, j, outcome, bin]``
+    for the cell of row ``i`` of ``cells`` (its ``bucket``, ``seg_*`` and ``cell``
+    columns) and ``labels[j]`` (``counts`` may have spare columns past the labels: zero).
+    The same counts as ``Summary.scores`` rows, in the form an engine accumulates them."""
+
+    field: str
+    cells: Table
+    labels: list[str]
+    counts: npt.NDArray[np.integer[Any]]
+
+    def rows(self, columns: list[str]) -> Table:
+        """The nonzero counts as ``Summary.scores`` rows, with ``columns``."""
+        i, j, outcome, b = np.nonzero(self.counts[:, : len(self.labels)])
+        names = np.empty(len(self.labels), dtype=object)
+        names[:] = self.labels
+        out: Table = {name: np.asarray(col)[i] for name, col in self.cells.items()}
+        out["field"] = np.full(len(i), self.field, dtype=object)
+        out.update(
+            label=names[j],
+            outcome=outcome.astype(np.int64),
+            bin=b.astype(np.int64),
+            count=self.counts[i, j, outcome, b].astype(np.int64),
+        )
+        return {c: out[c] for c in columns if c in out}
+
+
+def _column(table: Table, name: str) -> npt.NDArray[Any]:
+    if name in table:
+        return np.asarray(table[name])
+    n = len(next(iter(table.values()))) if table else 0
+    return np.zeros(n, dtype=object)
 
 
 def empty_table(columns: list[str]) -> Table:

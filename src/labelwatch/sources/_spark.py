@@ -433,6 +433,8 @@ class SparkSource:
             cols.append(_c(col).alias(f"__c{j}"))
             if isinstance(dtype, T.StringType):
                 checks.append((f"c{j}", F.col(f"__c{j}") == OTHER))
+            if feat in plan.booleans and isinstance(dtype, _INTEGRAL):  # 0 / 1
+                checks.append((f"c{j}", ~F.col(f"__c{j}").isin(0, 1)))
         return _Prepared(df.select(*cols), sides, checks, ts_kind, numeric_types, categorical_types)
 
     # ----------------------------------------------------------------- validation
@@ -523,6 +525,10 @@ class SparkSource:
                 row=n,
             )  # fmt: skip
         feat = plan.categorical[int(name[1:])]
+        if feat in plan.booleans and isinstance(prep.categorical_types[feat], _INTEGRAL):
+            return InvalidInputError(
+                m.features[feat], "a boolean (true / false, or 1 / 0)", row[f"__{name}"], row=n
+            )
         return InvalidInputError(
             m.features[feat],
             f"a category other than {OTHER!r} (reserved)",
@@ -848,6 +854,8 @@ class SparkSource:
                 text = (
                     F.when(x, "true").when(~x, "false")
                     if isinstance(dtype, T.BooleanType)
+                    else F.when(x == 1, "true").when(x == 0, "false")
+                    if feat in plan.booleans and isinstance(dtype, _INTEGRAL)
                     else x.cast("string")
                 )
                 number = F.lit(None).cast("double")
