@@ -540,6 +540,20 @@ class DuckDBSource:
             return column, f"CAST({sql} AS VARCHAR)"
         return column, sql
 
+    def _columns(self, query: str, columns: list[str]) -> Table:
+        """A query's result read as columns (no Python per row), typed as ``_to_table``
+        types them (NULL: None in object columns, NaN in float ones)."""
+        got = self._con.execute(query).fetchnumpy()
+        out: Table = {}
+        for name, values in zip(columns, got.values(), strict=True):
+            if name in _INT_COLUMNS:
+                out[name] = np.asarray(values, dtype=np.int64)
+            elif name in _FLOAT_COLUMNS:
+                out[name] = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
+            else:
+                out[name] = _objects(values.tolist())
+        return out
+
     def _sql(self, query: str) -> list[tuple[Any, ...]]:
         if _DEBUG:
             import time
@@ -911,37 +925,35 @@ class DuckDBSource:
             f"* pow(2.0, 53 - {e0} - least(53 - {e0}, 1000)) "
             "AS BIGINT)"
         )
-        big = f"abs(x) >= {_num(_TINY)}"
+        tiny = _num(_TINY)
         key = f"CAST(ceil(ln(abs(x)) / {_num(plan.log_gamma)}) AS BIGINT)"
-        rows = self._sql(
-            f"""
-            SELECT {c}, f, sign, key, ex, GROUPING(sign, key, ex),
-                count(*), count(x), count(*) FILTER (WHERE abs(x) < {_num(_TINY)}),
-                min(x + 0.0), max(x + 0.0), min(abs(x)), max(abs(x)), sum(CAST(m AS HUGEINT))
-            FROM (
-                SELECT {c}, e.f AS f, e.x AS x,
-                    CASE WHEN {big} THEN sign(x) END AS sign,
-                    CASE WHEN {big} THEN {key} END AS key,
-                    CASE WHEN x <> 0 THEN {e0} - 53 END AS ex,
-                    CASE WHEN x <> 0 THEN {mant} END AS m
-                FROM (SELECT {", ".join(cells)}, unnest([{values}]) AS e FROM lw_src)
-            )
-            GROUP BY GROUPING SETS (({c}, f), ({c}, f, sign, key), ({c}, f, ex))
-            """
+        src = (
+            f"(SELECT {c}, e.f AS f, e.x AS x "
+            f"FROM (SELECT {', '.join(cells)}, unnest([{values}]) AS e FROM lw_src))"
         )
         k = len(names)
-        out_n, out_k, out_s = [], [], []
-        for r in rows:
-            cell, f = list(r[:k]), plan.numeric[r[k]]
-            sign, key_, ex, grouping = r[k + 1 : k + 5]
-            n_all, n, zero, lo, hi, alo, ahi, total = r[k + 5 :]
-            if grouping == 7:  # (cell, feature)
-                out_n.append((*cell, f, n_all - n, n, zero, _nan(lo), _nan(hi)))
-            elif grouping == 1 and key_ is not None:  # (cell, feature, sign, key)
-                out_k.append((*cell, f, int(sign), key_, n, alo, ahi))
-            elif grouping == 6 and ex is not None:  # (cell, feature, exponent)
-                out_s.append((*cell, f, ex, int(total)))
-        return _to_table(out_n, cols_n), _to_table(out_k, cols_k), _to_table(out_s, cols_s)
+        # three aggregations, each small but the keys (cells x keys rows: read as columns)
+        rows = self._sql(
+            f"SELECT {c}, f, count(*), count(x), count(*) FILTER (WHERE abs(x) < {tiny}), "
+            f"min(x + 0.0), max(x + 0.0) FROM {src} GROUP BY ALL"
+        )
+        out_n = [
+            (*r[:k], plan.numeric[r[k]], r[k + 1] - r[k + 2], r[k + 2], r[k + 3], _nan(r[k + 4]),
+             _nan(r[k + 5]))
+            for r in rows
+        ]  # fmt: skip
+        rows = self._sql(
+            f"SELECT {c}, f, {e0} - 53, sum(CAST({mant} AS HUGEINT)) FROM {src} WHERE x <> 0 "
+            "GROUP BY ALL"
+        )
+        out_s = [(*r[:k], plan.numeric[r[k]], r[k + 1], int(r[k + 2])) for r in rows]
+        keys = self._columns(
+            f"SELECT {c}, f, CAST(sign(x) AS BIGINT), {key}, count(*), min(abs(x)), max(abs(x)) "
+            f"FROM {src} WHERE abs(x) >= {tiny} GROUP BY ALL",
+            [*names, "feature", "sign", "key", "count", "lo", "hi"],
+        )
+        keys["feature"] = np.array(plan.numeric, dtype=object)[keys["feature"].astype(np.int64)]
+        return _to_table(out_n, cols_n), keys, _to_table(out_s, cols_s)
 
     def _categorical(self, plan: Plan, cells: list[str], names: list[str]) -> Table:
         columns = [*names, "feature", "category", "count"]
@@ -1078,29 +1090,20 @@ def _nan(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
+_INT_COLUMNS = frozenset(
+    {"bucket", "outcome", "bin", "count", "labeled", "n_pred", "n_true", "tp", "predicted",
+     "actual", "missing", "zero", "sign", "key", "exponent"}
+)  # fmt: skip
+_FLOAT_COLUMNS = frozenset({"min", "max", "lo", "hi", "value"})
+
+
 def _to_table(rows: list[tuple[Any, ...]], columns: list[str]) -> Table:
     out: Table = {}
     for j, name in enumerate(columns):
         values = [r[j] for r in rows]
-        if name in (
-            "bucket",
-            "outcome",
-            "bin",
-            "count",
-            "labeled",
-            "n_pred",
-            "n_true",
-            "tp",
-            "predicted",
-            "actual",
-            "missing",
-            "zero",
-            "sign",
-            "key",
-            "exponent",
-        ):
+        if name in _INT_COLUMNS:
             out[name] = np.array(values, dtype=np.int64)
-        elif name in ("min", "max", "lo", "hi", "value"):
+        elif name in _FLOAT_COLUMNS:
             out[name] = np.array(values, dtype=np.float64)
         else:
             arr = np.empty(len(values), dtype=object)
