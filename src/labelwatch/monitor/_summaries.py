@@ -9,11 +9,9 @@ of floats, equal up to the order of addition (as between two SDK batchings).
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,22 +20,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError
-from labelwatch.metrics import CategoricalCounts, NumericSketch, SampleStats
 from labelwatch.metrics._binning import N_OUTCOMES, make_edges
-from labelwatch.metrics._features import DEFAULT_ACCURACY, _canonical
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._cells import add_cells, coarse_map
-from labelwatch.monitor._feature_cells import SUMMARIZED, add_feature_cells
-from labelwatch.monitor._ingest import SUM_NAMES, CellKey, segment_value
-from labelwatch.monitor._pairs import MAX_PAIR_LABELS, _sum_pairs, add_pairs
+from labelwatch.monitor._feature_cells import add_feature_cells
+from labelwatch.monitor._ingest import CellKey, segment_value
+from labelwatch.monitor._pairs import MAX_PAIR_LABELS, add_pairs
 from labelwatch.monitor._schema import VersionSpec
+from labelwatch.monitor._summary_features import (
+    factor,
+    factor_objects,
+    feature_deltas,
+    first_of_groups,
+    first_rows,
+    pair_deltas,
+    sample_sums,
+)
 from labelwatch.monitor._write import ensure_environment, learn, segments
 from labelwatch.sources._plan import DenseScores, Summary, Table
 
 __all__ = ["stage_part", "write_summary"]
 
 FloatArray = npt.NDArray[np.float64]
-_MAX_FLOATS = 1 << 23  # score deltas built at once: 64 MB
+_MAX_FLOATS = 1 << 22  # score deltas built at once: 32 MB
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -64,31 +69,47 @@ class _Cells:
         self.targets: list[list[CellKey]] = []
 
     def codes(self, table: Table) -> npt.NDArray[np.intp]:
-        """Per row of ``table``, the index of its combination (columns factorized at
-        array speed; a Python step per distinct combination only)."""
-        if self.columns[0] not in table or not len(table[self.columns[0]]):
+        """Per row of ``table``, the index of its combination (new ones registered in the
+        order of their first row by key: the engine's ``cell`` ids when the table has
+        them, else the cell columns factorized; a Python step per combination only)."""
+        columns = self.columns
+        if columns[0] not in table or not len(table[columns[0]]):
             return np.zeros(0, dtype=np.intp)
-        if "cell" in table:  # the engine's own cell ids: one combination each
-            _, first, inverse = np.unique(
-                np.asarray(table["cell"], np.int64), return_index=True, return_inverse=True
-            )
-            return self._combos(table, first)[inverse.reshape(-1)]
-        key = np.zeros(len(table[self.columns[0]]), dtype=np.int64)
-        for name in self.columns:
-            column = table[name]
-            if name == "bucket":
-                values, codes = np.unique(column.astype(np.int64), return_inverse=True)
-                distinct: list[Any] = values.tolist()
-            else:
-                seen: dict[tuple[type, Any], int] = {}
-                items = column.tolist()
-                codes = np.fromiter(
-                    (seen.setdefault((type(x), x), len(seen)) for x in items), np.int64, len(items)
-                )
-                distinct = [x for _, x in seen]
-            key = key * max(1, len(distinct)) + codes.reshape(-1)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return self._combos(table, first)[inverse.reshape(-1)]
+        if "cell" in table:  # the engine's cell ids: the first row of each, by id
+            ids, inverse = factor(np.asarray(table["cell"], dtype=np.int64))
+            first = first_rows(inverse, len(ids))
+        else:
+            key = np.zeros(len(table[columns[0]]), dtype=np.int64)
+            size = 1
+            for name in columns:
+                if name == "bucket":
+                    values, codes = factor(np.asarray(table[name], dtype=np.int64))
+                    distinct = len(values)
+                else:
+                    distinct, codes = factor_objects(table[name])
+                key *= max(1, distinct)
+                key += codes
+                size *= max(1, distinct)
+            first, inverse = first_of_groups(key, size)
+        local = self._known(table, first)
+        return local[inverse]
+
+    def _known(self, table: Table, first: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """``_combos`` of the rows ``first``, those already registered looked up at once."""
+        columns = self.columns
+        if any(table[c].dtype != object for c in columns[1:]):
+            return self._combos(table, first)  # (NumPy scalars: typed as _combos types them)
+        values = [table[columns[0]][first].astype(np.int64).tolist()]
+        values += [table[c][first].tolist() for c in columns[1:]]
+        found = [
+            self._index.get(tuple(zip(map(type, combo), combo, strict=True)), -1)
+            for combo in zip(*values, strict=True)
+        ]
+        local = np.array(found, dtype=np.intp)
+        new = np.flatnonzero(local < 0)
+        if len(new):  # registered in the order of their rows in ``first``
+            local[new] = self._combos(table, first[new])
+        return local
 
     def _combos(self, table: Table, first: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
         """The combination index of each of the rows ``first`` (registered if new)."""
@@ -139,8 +160,8 @@ def write_summary(
             add_cells(conn, vid, env, f, vocab, labels, score_part, sums_part, coarse=coarse)
         if len(vocab) <= MAX_PAIR_LABELS:
             pairs = _select(summary.pairs, summary.pairs["field"] == f)
-            add_pairs(conn, vid, env, f, _pair_deltas(cells, vocab, pairs))
-    add_feature_cells(conn, vid, env, _feature_deltas(cells, spec, summary))
+            add_pairs(conn, vid, env, f, pair_deltas(cells, vocab, pairs))
+    add_feature_cells(conn, vid, env, feature_deltas(cells, spec, summary))
     return {"accepted": rows}
 
 
@@ -201,7 +222,7 @@ def _score_deltas(
     s_count = scores["count"].astype(np.float64)
     if len(s_bin) and (s_bin.min() < 0 or s_bin.max() >= m or s_out.min() < 0 or s_out.max() > 2):
         raise InvalidInputError("scores", f"bins in [0, {m}) and outcomes 0, 1 or 2", "others")
-    sums = _sample_sums(cells, samples)  # combo -> sums
+    sums = sample_sums(cells, samples)  # combo -> sums
     buckets = np.array([cells.targets[c][0][2] for c in range(n_combos)], dtype=np.int64)
     # every combination, with its scores and sums, in chunks of whole hours
     order = np.unique(buckets)
@@ -239,193 +260,6 @@ def _score_deltas(
                 else:
                     score_part[key], sums_part[key] = counts[k], total
         yield score_part, sums_part
-
-
-def _sample_sums(cells: _Cells, samples: Table) -> dict[int, FloatArray]:
-    """Per combination, the ``SUM_NAMES`` sums of its histogram of rows by (labelled,
-    predicted, true, both): ``SampleStats.from_arrays`` over one made-up row per bin
-    with its count as weight, so every sum follows the SDK's formulas."""
-    combo = cells.codes(samples)
-    labeled = samples["labeled"].astype(bool)
-    n_pred = samples["n_pred"].astype(np.int64)
-    n_true = samples["n_true"].astype(np.int64)
-    tp = samples["tp"].astype(np.int64)
-    count = samples["count"].astype(np.float64)
-    if len(tp) and (
-        (tp < 0).any() or (tp > n_pred).any() or (tp > n_true).any() or (count < 0).any()
-    ):
-        raise InvalidInputError("samples", "0 <= tp <= n_pred, n_true and counts >= 0", "others")
-    width = int(max(1, (n_pred + n_true - tp).max())) if len(tp) else 1
-    names = [str(j) for j in range(width)]
-    out: dict[int, FloatArray] = {}
-    by_combo: dict[int, list[int]] = defaultdict(list)
-    for i, c in enumerate(combo.tolist()):
-        by_combo[c].append(i)
-    col = np.arange(width)
-    for c, idx_list in by_combo.items():
-        idx = np.asarray(idx_list)
-        total = np.zeros(len(SUM_NAMES))
-        for is_labeled in (False, True):
-            part = idx[labeled[idx] == is_labeled]
-            if not len(part):
-                continue
-            p, y, b = n_pred[part, None], n_true[part, None], tp[part, None]
-            scores = (col < p).astype(np.float64)  # predicted: the first n_pred columns
-            # true: the tp shared columns, then n_true - tp columns after the predicted ones
-            actual = (col < b) | ((col >= p) & (col < p + y - b))
-            stats = SampleStats.from_arrays(
-                names,
-                scores,
-                actual if is_labeled else None,
-                thresholds=0.5,
-                weights=count[part],
-                cooccurrence=False,
-            )
-            total += np.array([getattr(stats, name) for name in SUM_NAMES])
-        out[c] = total
-    return out
-
-
-def _pair_deltas(
-    cells: _Cells, vocab: dict[str, int], pairs: Table
-) -> dict[CellKey, tuple[npt.NDArray[np.int64], FloatArray]]:
-    if not len(pairs["field"]):
-        return {}
-    combo = cells.codes(pairs)
-    a = np.fromiter((vocab[x] for x in pairs["label_a"].tolist()), np.int64, len(combo))
-    b = np.fromiter((vocab[x] for x in pairs["label_b"].tolist()), np.int64, len(combo))
-    ij = np.sort(np.column_stack([a, b]), axis=1)
-    values = np.column_stack(
-        [pairs["predicted"].astype(np.float64), pairs["actual"].astype(np.float64)]
-    )
-    rows_of: dict[CellKey, list[int]] = defaultdict(list)
-    for i, c in enumerate(combo.tolist()):
-        for key in cells.targets[c]:
-            rows_of[key].append(i)
-    out = {}
-    for key, rows in rows_of.items():
-        summed = _sum_pairs(ij[rows], values[rows])
-        if len(summed[0]):
-            out[key] = summed
-    return out
-
-
-def _feature_deltas(
-    cells: _Cells, spec: VersionSpec, summary: Summary
-) -> dict[tuple[str, CellKey], NumericSketch | CategoricalCounts]:
-    """Per (feature, cell), the feature's summary, as ``NumericSketch.from_groups`` and
-    ``CategoricalCounts.from_groups`` make it from the rows."""
-    kinds = {f: k for f, k in spec.features.items() if k in SUMMARIZED}
-    if not kinds:
-        return {}
-    rows_combo = cells.codes(summary.rows)
-    rows_count = summary.rows["count"].astype(np.int64).tolist()
-    cell_rows: dict[CellKey, int] = defaultdict(int)
-    for c, n in zip(rows_combo.tolist(), rows_count, strict=True):
-        for key in cells.targets[c]:
-            cell_rows[key] += n
-    out: dict[tuple[str, CellKey], NumericSketch | CategoricalCounts] = {}
-    numeric = [f for f, k in kinds.items() if k == "numeric"]
-    if numeric:
-        out.update(_numeric(cells, summary, numeric, cell_rows))
-    categorical = [f for f, k in kinds.items() if k != "numeric"]
-    if categorical:
-        out.update(_categorical(cells, summary, categorical, cell_rows))
-    return out
-
-
-def _per_cell(cells: _Cells, table: Table) -> Iterator[tuple[CellKey, int]]:
-    """(cell, row of ``table``) for each cell each row adds to."""
-    combo = cells.codes(table)
-    for i, c in enumerate(combo.tolist()):
-        for key in cells.targets[c]:
-            yield key, i
-
-
-def _numeric(
-    cells: _Cells, summary: Summary, features: Sequence[str], cell_rows: dict[CellKey, int]
-) -> dict[tuple[str, CellKey], NumericSketch]:
-    num, keys, sums = summary.numeric, summary.numeric_keys, summary.numeric_sums
-    parts: dict[tuple[str, CellKey], dict[str, Any]] = {}
-    for key, i in _per_cell(cells, num):
-        f = str(num["feature"][i])
-        p = parts.setdefault((f, key), {"missing": 0, "count": 0, "zero": 0, "lo": [], "hi": []})
-        p["missing"] += int(num["missing"][i])
-        p["count"] += int(num["count"][i])
-        p["zero"] += int(num["zero"][i])
-        p["lo"].append(float(num["min"][i]))
-        p["hi"].append(float(num["max"][i]))
-    buckets: dict[tuple[str, CellKey, int], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for key, i in _per_cell(cells, keys):
-        f, sign = str(keys["feature"][i]), int(keys["sign"][i])
-        buckets[(f, key, sign)][int(keys["key"][i])] += int(keys["count"][i])
-    exact: dict[tuple[str, CellKey], int] = defaultdict(int)
-    low_exp: dict[tuple[str, CellKey], int] = {}
-    terms: dict[tuple[str, CellKey], list[tuple[int, int]]] = defaultdict(list)
-    for key, i in _per_cell(cells, sums):
-        f = str(sums["feature"][i])
-        e, k = int(sums["exponent"][i]), int(sums["mantissa"][i])
-        terms[(f, key)].append((k, e))
-    for fk, items in terms.items():
-        low = min(e for _, e in items)
-        low_exp[fk] = low
-        exact[fk] = sum(k << (e - low) for k, e in items)
-    out: dict[tuple[str, CellKey], NumericSketch] = {}
-    for key, n in cell_rows.items():
-        for f in features:
-            sk = NumericSketch(DEFAULT_ACCURACY)
-            out[(f, key)] = sk
-            found = parts.get((f, key))
-            if found is None:  # the feature is not in the source: every row misses it
-                sk.missing = float(n)
-                continue
-            p = found
-            sk.missing = float(p["missing"])
-            lows = [x for x in p["lo"] if not math.isnan(x)]
-            highs = [x for x in p["hi"] if not math.isnan(x)]
-            sk.min = min(lows) + 0.0 if lows else math.nan
-            sk.max = max(highs) + 0.0 if highs else math.nan
-            if p["count"] == 0:
-                continue
-            sk.count = sk.squared_weights = float(p["count"])
-            sk.zero = float(p["zero"])
-            total = exact.get((f, key), 0)
-            sk._exact = _canonical(total, low_exp.get((f, key), 0)) if total else (0, 0)
-            for sign in (1, -1):
-                tally = buckets.get((f, key, sign), {})
-                ks = np.array(sorted(tally), dtype=np.int64)
-                cs = np.array([float(tally[k]) for k in ks.tolist()], dtype=np.float64)
-                if sign > 0:
-                    sk.pos_keys, sk.pos_counts = ks, cs
-                else:
-                    sk.neg_keys, sk.neg_counts = ks, cs
-    return out
-
-
-def _categorical(
-    cells: _Cells, summary: Summary, features: Sequence[str], cell_rows: dict[CellKey, int]
-) -> dict[tuple[str, CellKey], CategoricalCounts]:
-    cat = summary.categorical
-    kept: dict[tuple[str, CellKey], dict[str, float]] = defaultdict(dict)
-    missing: dict[tuple[str, CellKey], float] = defaultdict(float)
-    for key, i in _per_cell(cells, cat):
-        f, name, n = str(cat["feature"][i]), cat["category"][i], float(cat["count"][i])
-        if name is None:
-            missing[(f, key)] += n
-        else:
-            d = kept[(f, key)]
-            d[str(name)] = d.get(str(name), 0.0) + n
-    out: dict[tuple[str, CellKey], CategoricalCounts] = {}
-    for key in cell_rows:
-        for f in features:
-            c = CategoricalCounts()
-            counts = dict(sorted(kept.get((f, key), {}).items()))
-            present = float(sum(counts.values()))
-            c.missing = missing.get((f, key), float(cell_rows[key] - present))
-            c.squared_weights = present
-            c._set(counts, 0.0, truncated=False)
-            out[(f, key)] = c
-    return out
 
 
 _STAGED_FOR = 86_400.0  # seconds an unfinished upload's parts are kept
