@@ -497,7 +497,7 @@ def incidents_resolve(
 def ingest(
     version: str = typer.Option(..., "--version", help="The model version, MODEL:VERSION."),
     source: list[str] = typer.Option(  # noqa: B008
-        [], "--source", help="A Parquet, CSV or Arrow IPC file or glob (repeatable)."
+        [], "--source", help="A Parquet, CSV or Arrow IPC file, glob or directory (repeatable)."
     ),
     source_format: str | None = typer.Option(
         None, "--format", help="parquet, csv or arrow (default: from the file extension)."

@@ -362,3 +362,29 @@ def test_boolean_feature_as_integers(tmp_path: Path) -> None:
         monitor.close()
     assert (info.value.field, info.value.row, info.value.got) == ("flag", 123, 2)
     assert all(not v for v in dump_cells(url).values())
+
+
+def test_a_directory_of_part_files(tmp_path: Path) -> None:
+    """A directory (a Spark or Hive output: part files in partition folders, beside
+    _SUCCESS and .crc files) is read as its data files; one without any is refused."""
+    rows = make_rows(1_500, seed=11)
+    sdk = f"sqlite:///{tmp_path}/sdk.db"
+    sdk_monitor(sdk, rows)
+    out = tmp_path / "out"
+    for k, part in enumerate((rows[:500], rows[500:900], rows[900:])):
+        folder = out / f"day={k}"
+        folder.mkdir(parents=True)
+        pq.write_table(to_table(part), folder / f"part-{k:05d}.parquet")
+        (folder / f".part-{k:05d}.parquet.crc").write_bytes(b"\x00crc")
+    (out / "_SUCCESS").write_bytes(b"")
+    url = f"sqlite:///{tmp_path}/src.db"
+    monitor = source_monitor(url)
+    try:
+        got = ingest_source(monitor, "m", "v1", open_source("duckdb", [str(out)]), Mapping())
+        assert got["accepted"] == len(rows)
+        (tmp_path / "empty" / "_logs").mkdir(parents=True)
+        with pytest.raises(InvalidInputError, match="directory holding data files"):
+            open_source("duckdb", [str(tmp_path / "empty")])
+    finally:
+        monitor.close()
+    assert_same_cells(sdk, url)

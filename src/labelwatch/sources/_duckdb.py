@@ -84,6 +84,26 @@ _MAX_PAIR_LABELS = 256
 _DEBUG = bool(os.environ.get("LABELWATCH_DUCKDB_DEBUG"))
 
 
+def _format_of(path: str) -> str | None:
+    """The format a file's extension names (``.csv.gz``: csv), or None."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        return "csv" if name.endswith(".csv.gz") else None
+    return _FORMATS.get(os.path.splitext(name)[1])
+
+
+def _data_files(directory: str) -> list[str]:
+    """The data files under a directory, at any depth (partition folders), skipping the
+    hidden and bookkeeping ones (``.crc``, ``_SUCCESS``, ``_delta_log``...)."""
+    out = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for n in names:
+            if not n.startswith((".", "_")) and _format_of(n) is not None:
+                out.append(os.path.join(root, n))
+    return sorted(out)
+
+
 def _q(name: str) -> str:
     """A quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -276,13 +296,25 @@ class DuckDBSource:
                 files += found
             elif os.path.isfile(pattern):
                 files.append(pattern)
+            elif os.path.isdir(pattern):  # e.g. a Spark or Hive output: its data files
+                found = _data_files(pattern)
+                if not found:
+                    raise InvalidInputError(
+                        "source",
+                        f"a directory holding data files ({', '.join(sorted(_FORMATS))})",
+                        pattern,
+                    )
+                files += found
             else:
                 raise InvalidInputError(
-                    "source", "an existing file", pattern, hint=f"no such file: {pattern}"
+                    "source",
+                    "an existing file, directory or glob",
+                    pattern,
+                    hint=f"no such file: {pattern}",
                 )
         files = sorted(dict.fromkeys(os.path.abspath(f) for f in files))
         if format is None:
-            kinds = {_FORMATS.get(os.path.splitext(f)[1].lower()) for f in files}
+            kinds = {_format_of(f) for f in files}
             if None in kinds or len(kinds) != 1:
                 raise InvalidInputError(
                     "format",
