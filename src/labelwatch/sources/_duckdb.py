@@ -248,7 +248,7 @@ class DuckDBSource:
             ":memory:",
             config={
                 "threads": threads or 2,
-                "memory_limit": "1GB",
+                "memory_limit": "512MB",
                 "preserve_insertion_order": True,
                 "temp_directory": os.path.join(self._tmp, "spill"),
             },
