@@ -52,6 +52,9 @@ _ARROW_EXT = (".arrow", ".arrows", ".ipc", ".feather")
 _ARROW_HINT = "Parquet or CSV for the spark engine (use --engine duckdb for Arrow IPC)"
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _NUMBER = (*_INTEGRAL, T.FloatType, T.DoubleType, T.DecimalType)
+DRIVER_MEMORY = "LABELWATCH_SPARK_DRIVER_MEMORY"
+"""The environment variable that sets local mode's JVM heap (default 4g: the aggregates
+of 1M predictions over 3,600 hour cells did not fit in 1g)."""
 _CATEGORY = (*_NUMBER, T.StringType, T.BooleanType, T.DateType, T.TimestampType)
 _TIME = (T.TimestampType, T.TimestampNTZType, T.DateType)
 # internal columns: file index, split start, id within the partition (together: row order)
@@ -200,7 +203,7 @@ class SparkSource:
             spark = (
                 SparkSession.builder.master("local[2]")
                 .appName("labelwatch")
-                .config("spark.driver.memory", "1g")
+                .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY, "4g"))
                 .config("spark.sql.shuffle.partitions", "4")
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
