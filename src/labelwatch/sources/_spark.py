@@ -715,31 +715,42 @@ class SparkSource:
         cells: list[str],
         kept: dict[str, list[str] | None],
     ) -> Table:
+        """Label pairs per cell: each row's predicted and true label sets as bit masks
+        (64 labels a word), the rows grouped by cell and masks on the executors, and the
+        pairs of each distinct mask counted here (a product of 0/1 matrices per cell)
+        instead of every pair of every row exploded into a row."""
         found = self._found.get(repr(plan.mapping))
-        parts = []
+        tables = []
         for i, f in enumerate(plan.fields):
             if plan.labels is not None:
-                n_labels = len(plan.labels.get(f, []))
+                names = list(plan.labels.get(f, []))
             else:
                 assert found is not None
-                names = {x for x, _ in found.prediction_labels.get(f, [])}
-                n_labels = len(names | {x for x, _ in found.actual_labels.get(f, [])})
-            if n_labels > MAX_PAIR_LABELS:
+                names = list(
+                    dict.fromkeys(
+                        [x for x, _ in found.prediction_labels.get(f, [])]
+                        + [x for x, _ in found.actual_labels.get(f, [])]
+                    )
+                )
+            if len(names) > MAX_PAIR_LABELS or not names:
                 continue
             thr = self._threshold(plan, f)
             pm, am = F.col(f"__p{i}"), F.col(f"__a{i}")
-            pred = F.array_sort(F.transform(_above(pm, thr), _key))
-            true = F.array_sort(F.map_keys(F.map_filter(am, _is_one)))
-            parts += [_pair_structs(pred, 0, i), _pair_structs(true, 1, i)]
-        keys = [*cells, "field", "label_a", "label_b"]
-        if not parts:
+            pred = F.transform(_above(pm, thr), _key)
+            true = F.map_keys(F.map_filter(am, _is_one))
+            words = (len(names) + 63) // 64
+            masks = [
+                _mask(labels, names, w).alias(f"__m{side}{w}")
+                for side, labels in (("p", pred), ("a", true))
+                for w in range(words)
+            ]
+            keys = [*cells, *[f"__m{side}{w}" for side in "pa" for w in range(words)]]
+            grouped = base.select(*cells, *masks).groupBy(*keys).agg(F.count(F.lit(1)).alias("n"))
+            got = self._collect(grouped, keys, self._rename(plan))
+            tables.append(_pair_table(got, names, words, i, [self._rename(plan)[c] for c in cells]))
+        if not tables:
             return _empty(plan, ["field", "label_a", "label_b", "predicted", "actual"])
-        e = base.select(*cells, F.explode(F.concat(*parts)).alias("e")).select(*cells, "e.*")
-        agg = e.groupBy(*keys).agg(
-            F.count_if(F.col("kind") == 0).alias("predicted"),
-            F.count_if(F.col("kind") == 1).alias("actual"),
-        )
-        table = self._collect(agg, keys, self._rename(plan))
+        table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
         return self._fields(_typed(table, _PAIRS), plan)
 
     def _present(self, plan: Plan, prep: _Prepared, cells: list[str]) -> DataFrame:
@@ -976,6 +987,79 @@ def _score_entries(
         F.transform(F.map_entries(pm), predicted),
         F.transform(F.filter(F.map_entries(am), absent), actual_only),
     )
+
+
+def _mask(labels: Column, names: list[str], word: int) -> Column:
+    """Bits ``64 * word`` .. ``64 * word + 63`` of a label set (bit j: ``names[j]``)."""
+    out = F.lit(0).cast("long")
+    for j in range(64 * word, min(len(names), 64 * word + 64)):
+        bit = 1 << (j - 64 * word)
+        signed = bit - (1 << 64) if bit >= 1 << 63 else bit
+        hit = F.when(F.array_contains(labels, names[j]), F.lit(signed).cast("long"))
+        out = out.bitwiseOR(hit.otherwise(F.lit(0).cast("long")))
+    return out
+
+
+def _bits(words: list[np.ndarray[Any, Any]], n_labels: int) -> np.ndarray[Any, Any]:
+    """The 0/1 matrix (rows, labels) of bit-mask words (``words[w]``: bits 64w...)."""
+    cols = [
+        np.unpackbits(np.ascontiguousarray(w, dtype="<i8").view(np.uint8).reshape(-1, 8),
+                      axis=1, bitorder="little")
+        for w in words
+    ]  # fmt: skip
+    return np.concatenate(cols, axis=1)[:, :n_labels].astype(np.float64)
+
+
+def _pair_table(
+    got: Table, names: list[str], words: int, field_index: int, cells: list[str]
+) -> Table:
+    """The pairs rows (``a <= b`` as text, predicted, actual) of each cell of ``got``:
+    rows of distinct (cell, predicted mask, true mask) with their count ``n``."""
+    n = got["n"].astype(np.float64)
+    pred_words = [got[f"__mp{w}"] for w in range(words)]
+    true_words = [got[f"__ma{w}"] for w in range(words)]
+    key = np.zeros(len(n), dtype=np.int64)
+    for c in cells:
+        column = got[c]
+        if c == "bucket":
+            _, codes = np.unique(column.astype(np.int64), return_inverse=True)
+        else:
+            seen: dict[tuple[type, Any], int] = {}
+            codes = np.fromiter(
+                (seen.setdefault((type(x), x), len(seen)) for x in column.tolist()),
+                np.int64,
+                len(column),
+            )
+        key = key * (int(codes.max()) + 1 if len(codes) else 1) + codes.reshape(-1)
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    text = np.array(names, dtype=object)
+    swap = np.array([[names[a] > names[b] for b in range(len(names))] for a in range(len(names))])
+    upper = np.triu(np.ones((len(names), len(names)), dtype=bool))
+    parts: dict[str, list[Any]] = {c: [] for c in [*cells, "label_a", "label_b"]}
+    counts: list[np.ndarray[Any, Any]] = []
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows = order[lo:hi]
+        w = n[rows, None]
+        pred = _bits([x[rows] for x in pred_words], len(names))
+        true = _bits([x[rows] for x in true_words], len(names))
+        both = np.stack([(pred * w).T @ pred, (true * w).T @ true])
+        a, b = np.nonzero(upper & (both.any(axis=0)))
+        first, second = np.where(swap[a, b], b, a), np.where(swap[a, b], a, b)
+        for c in cells:
+            parts[c].append(np.repeat(got[c][rows[:1]], len(a)))
+        parts["label_a"].append(text[first])
+        parts["label_b"].append(text[second])
+        counts.append(both[:, a, b])
+    columns = {c: np.concatenate(v) if v else _array([]) for c, v in parts.items()}
+    joined = np.concatenate(counts, axis=1) if counts else np.zeros((2, 0))
+    out: Table = {c: columns[c] for c in cells}
+    out["field"] = np.full(len(joined[0]), field_index, dtype=np.int64)
+    out["label_a"], out["label_b"] = columns["label_a"], columns["label_b"]
+    out["predicted"] = np.rint(joined[0]).astype(np.int64)
+    out["actual"] = np.rint(joined[1]).astype(np.int64)
+    return out
 
 
 def _pair_structs(labels: Column, kind: int, i: int) -> Column:
