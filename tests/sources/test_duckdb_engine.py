@@ -489,7 +489,7 @@ def test_compiled_pass_equals_sql(
     """The compiled pass (small batches and slots: flushes, label growth, cell and
     samples table growth) gives the SQL engine's tables, with the labels of discovery
     or others."""
-    import labelwatch.sources._duckdb as engine
+    import labelwatch.sources._duckdb_pass as engine
 
     if not engine.HAVE_NUMBA:
         pytest.skip("numba not installed")
