@@ -7,6 +7,7 @@ or Java unless ``LABELWATCH_REQUIRE_SPARK=1``."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -490,7 +491,7 @@ def test_bad_rows_name_the_column_and_row(tmp_path: Path, spark: Any) -> None:
     assert (e.field, e.row) == ("id", 31)
     # a null timestamp (TIMESTAMP) and unparsable ISO text
     table = pa.table({"ts": pa.array(["2026-01-01T00:00:00Z", "2026-01-01", "soon"]),
-                      "s": _map([{"a": 0.1}] * 3)})  # fmt: skip
+                      "s": _map([{"a": 0.1}] * 3), "n": pa.array([1, 2, 3])})  # fmt: skip
     pq.write_table(table, tmp_path / "t.parquet")
     ts_plan = make_plan(
         Mapping(timestamp="ts", predictions={"genres": "s"}),
@@ -505,8 +506,12 @@ def test_bad_rows_name_the_column_and_row(tmp_path: Path, spark: Any) -> None:
         timestamp="ts", predictions={"genres": "nope"})))  # fmt: skip
     assert e.got == "nope" and "ts, s" in e.expected
     e = _error(spark, tmp_path / "t.parquet", replace(ts_plan, mapping=Mapping(
+        predictions={"genres": "n"})))  # fmt: skip
+    assert e.field == "n" and e.got == "bigint"
+    # a text column is read as JSON objects: these texts are not
+    e = _error(spark, tmp_path / "t.parquet", replace(ts_plan, mapping=Mapping(
         predictions={"genres": "ts"})))  # fmt: skip
-    assert e.field == "ts" and e.got == "string"
+    assert (e.field, e.row, e.got) == ("ts", 0, "2026-01-01T00:00:00Z")
     with pytest.raises(InvalidInputError, match="engine duckdb"):
         SparkSource(str(tmp_path / "x.arrow"), spark=spark)
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
@@ -583,3 +588,38 @@ def test_boolean_feature_as_integers(tmp_path: Path, spark: Any) -> None:
     pq.write_table(table.set_column(1, "flag", pa.array([1, 0, None, 1, 7, 0])), bad / "f.parquet")
     err = _error(spark, bad / "f.parquet", plan)
     assert (err.field, err.row, err.got) == ("flag", 4, 7)
+
+
+def test_json_text_dicts_in_csv(tmp_path: Path, spark: Any) -> None:
+    """Dict fields as text columns of JSON objects (a CSV file): the oracle's and
+    DuckDB's aggregates; a row whose text is not an object of numbers is refused,
+    naming the column and the row."""
+    rs = make_records(300, seed=7)
+    flat = {
+        "id": pa.array([r["id"] for r in rs]),
+        "ts": pa.array([r["ts"] for r in rs], pa.int64()),
+        "scores": pa.array([None if r["pred"] is None else json.dumps(r["pred"]) for r in rs]),
+        "truth": pa.array([None if r["act"] is None else json.dumps(r["act"]) for r in rs]),
+        **_features(rs),
+    }
+    pacsv.write_csv(pa.table(flat), tmp_path / "j.csv")
+    plan = make_plan(mapping_for("map"), labels={"genres": LABELS})
+    with SparkSource(str(tmp_path / "j.csv"), spark=spark) as src:
+        summary = src.summarize(plan)
+    assert_oracle(summary, rs, plan)
+    from labelwatch.sources._duckdb import DuckDBSource
+
+    with DuckDBSource(str(tmp_path / "j.csv")) as duck:
+        duck.discover(plan)
+        other = duck.summarize(plan).sparse()
+    for name in ("scores", "samples", "pairs"):
+        assert canonical(getattr(summary, name)) == canonical(getattr(other, name)), name
+    for k, text in enumerate(['{"a": 0.5', '{"a": "high"}', "[0.5]", '{"a": {"b": 1}}']):
+        bad = tmp_path / f"bad{k}"
+        bad.mkdir()
+        texts = [None if r["pred"] is None else json.dumps(r["pred"]) for r in rs]
+        texts[41] = text
+        pacsv.write_csv(pa.table({**flat, "scores": pa.array(texts)}), bad / "j.csv")
+        err = _error(spark, bad / "j.csv", plan)
+        assert (err.field, err.row, err.got) == ("scores", 41, text), str(err)
+        assert "JSON object" in str(err)

@@ -255,7 +255,8 @@ class SparkSource:
                 try:
                     if fmt == "csv":
                         sep = "\t" if path.lower().removesuffix(".gz").endswith(".tsv") else ","
-                        df = reader.csv(path, header=True, inferSchema=True, sep=sep)
+                        # RFC 4180 quoting ("" in a quoted field), as CSV writers do it
+                        df = reader.csv(path, header=True, inferSchema=True, sep=sep, escape='"')
                     else:
                         df = reader.parquet(path)
                 except (PySparkException, Py4JJavaError) as exc:
@@ -312,9 +313,13 @@ class SparkSource:
                     out.append(_Side(f, i, actual, None, "columns", dict(split[f])))
         return out
 
-    def _values(self, side: _Side, types: dict[str, T.DataType]) -> tuple[Column, Column]:
-        """``(present, entries)``: whether the row has this side, and its non-null entries
-        as a ``map<string, double>`` (empty when absent)."""
+    def _values(
+        self, side: _Side, types: dict[str, T.DataType]
+    ) -> tuple[Column, Column, Callable[[Column], Column] | None]:
+        """``(present, entries, bad JSON)``: whether the row has this side, its non-null
+        entries as a ``map<string, double>`` (empty when absent), and for a text column
+        of JSON objects the check of its text (else None)."""
+        json_bad = None
         allowed = (*_NUMBER, T.BooleanType) if side.actual else _NUMBER
         what = "0 / 1 numbers or booleans" if side.actual else "numbers"
         if side.kind == "columns":
@@ -331,7 +336,7 @@ class SparkSource:
             assert side.column is not None
             dtype = types[side.column]
             col = _c(side.column)
-            expected = f"a MAP(text, number) or STRUCT column of {what}"
+            expected = f"a MAP(text, number), STRUCT or JSON text column of {what}"
             if isinstance(dtype, T.MapType):
                 if not isinstance(dtype.keyType, T.StringType) or not isinstance(
                     dtype.valueType, allowed
@@ -346,12 +351,16 @@ class SparkSource:
                 values = F.array(*[col.getField(x).cast("double") for x in names])
                 # a null field of a struct: the label is absent
                 entries = F.map_filter(F.map_from_arrays(labels, values), _not_null)
+            elif isinstance(dtype, T.StringType):  # JSON objects as text (CSV files)
+                raw = F.from_json(col, "map<string,string>")  # null: not a JSON object
+                entries = F.transform_values(raw, lambda _, v: _json_number(v))
+                json_bad = _not_json_numbers
             else:
                 raise InvalidInputError(side.column, expected, dtype.simpleString())
             present = col.isNotNull()
         # a null value in a MAP stays, and is refused (as the SDK refuses {label: None})
         empty = F.create_map().cast("map<string,double>")
-        return present, F.when(present, entries).otherwise(empty)
+        return present, F.when(present, entries).otherwise(empty), json_bad
 
     def _prepare(self, plan: Plan) -> _Prepared:
         """The rows as cell columns, normalized dict fields and features, and the checks."""
@@ -400,8 +409,12 @@ class SparkSource:
         sides = self._sides(plan, types)
         for s in sides:
             tag = f"{'a' if s.actual else 'p'}{s.index}"
-            present, entries = self._values(s, types)
+            present, entries, json_bad = self._values(s, types)
             cols += [present.alias(f"__h{tag}"), entries.alias(f"__{tag}")]
+            if json_bad is not None:
+                assert s.column is not None
+                cols.append(_c(s.column).alias(f"__j{tag}"))
+                checks.append((f"j{tag}", json_bad(F.col(f"__j{tag}"))))
             if s.actual:
                 bad = F.exists(
                     F.map_values(F.col(f"__{tag}")), lambda v: v.isNull() | ~((v == 0) | (v == 1))
@@ -510,6 +523,14 @@ class SparkSource:
                 "float": "a finite number of seconds since the epoch",
             }.get(prep.timestamp_kind or "", "a timestamp (not null)")
             return InvalidInputError(m.timestamp, expected, row["__t"], row=n)
+        if name[0] == "j":  # a text column that is not JSON objects of numbers
+            side = next(s for s in prep.sides if f"j{'a' if s.actual else 'p'}{s.index}" == name)
+            return InvalidInputError(
+                side.where(None),
+                "a JSON object of label: number (as text), a MAP or a STRUCT",
+                row[f"__{name}"],
+                row=n,
+            )
         if name[0] in "pa":
             side = next(s for s in prep.sides if f"{'a' if s.actual else 'p'}{s.index}" == name)
             for label, v in (row[f"__{name}"] or {}).items():
@@ -987,6 +1008,18 @@ def _score_entries(
         F.transform(F.map_entries(pm), predicted),
         F.transform(F.filter(F.map_entries(am), absent), actual_only),
     )
+
+
+def _json_number(v: Column) -> Column:
+    """A JSON value's text as a number (true / false: 1 / 0), null if it is none."""
+    return F.when(v == "true", 1.0).when(v == "false", 0.0).otherwise(v.try_cast("double"))
+
+
+def _not_json_numbers(text: Column) -> Column:
+    """Whether a text (not null) is not a JSON object of numbers (or true / false)."""
+    raw = F.from_json(text, "map<string,string>")
+    other = F.exists(F.map_values(raw), lambda v: v.isNotNull() & _json_number(v).isNull())
+    return text.isNotNull() & (raw.isNull() | other)
 
 
 def _mask(labels: Column, names: list[str], word: int) -> Column:
