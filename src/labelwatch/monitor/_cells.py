@@ -295,9 +295,9 @@ def _add_scores(
     upd = np.fromiter((o is not None for o in old), dtype=bool, count=len(old))
     if upd.any():
         where = np.flatnonzero(upd)
-        blobs = [old[i] for i in where.tolist()]
+        blobs = [b for b in old if b is not None]  # in the order of ``where``
         values[where] += merge_counts(
-            (len(where), *cell), np.arange(len(where)), blobs  # type: ignore[arg-type]
+            (len(where), *cell), np.arange(len(where)), blobs
         ).reshape(len(where), -1)
     counts = encode_many(values)
     coarse_blobs = encode_many((values.reshape(-1, *cell) @ coarse).reshape(len(values), -1))

@@ -150,9 +150,9 @@ def write_summary(
         vocab = learn(conn, vid, f, [learned])
         scores = _select(summary.scores, summary.scores["field"] == f)
         samples = _select(summary.samples, summary.samples["field"] == f)
-        if not len(samples["field"]) and not len(scores["field"]) and not summary.dense:
-            continue
         dense = [d for d in summary.dense if d.field == f]
+        if not len(samples["field"]) and not len(scores["field"]) and not dense:
+            continue
         edges = _edges(spec, f)
         coarse = coarse_map(spec, f)[0]
         parts = _score_deltas(cells, labels, len(edges), scores, samples, dense)
@@ -205,10 +205,10 @@ def _score_deltas(
     m: int,
     scores: Table,
     samples: Table,
-    dense: list[DenseScores] | None = None,
+    dense: list[DenseScores],
 ) -> Iterator[tuple[dict[CellKey, FloatArray], dict[CellKey, FloatArray]]]:
     """Per chunk of hours, the score and sum deltas of every cell."""
-    blocks = _dense_blocks(cells, labels, m, dense or [])
+    blocks = _dense_blocks(cells, labels, m, dense)
     position = {name: j for j, name in enumerate(labels)}
     s_combo = cells.codes(scores)
     n_combos = len(cells.targets)

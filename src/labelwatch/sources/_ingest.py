@@ -430,7 +430,7 @@ def summary_from_json(body: bytes | dict[str, Any]) -> Summary:
     doc = orjson.loads(body) if isinstance(body, bytes | str) else body
     if not isinstance(doc, dict) or doc.get("format") != "labelwatch.Summary/1":
         raise InvalidInputError("format", "'labelwatch.Summary/1'", (doc or {}).get("format"))
-    tables: dict[str, Table] = {}
+    tables: dict[str, Any] = {}  # Summary's table fields, by name
     for name in _TABLES:
         raw = doc.get(name)
         if not isinstance(raw, dict):
@@ -476,16 +476,11 @@ def summary_from_json(body: bytes | dict[str, Any]) -> Summary:
         isinstance(v, dict) and all(isinstance(n, int) for n in v.values()) for v in unseen.values()
     ):
         raise InvalidInputError("unseen", "field -> {label: rows}", unseen)
-    return Summary(segments=segments, labels=labels, unseen=unseen, **_tables(tables))
+    return Summary(segments=segments, labels=labels, unseen=unseen, **tables)
 
 
 PART_ROWS = 200_000
 """Aggregate rows per posted part (about 10 MB of JSON, under the server's body limit)."""
-
-
-def _tables(tables: dict[str, Table]) -> dict[str, Any]:
-    """``Summary`` keyword arguments of its tables (typed apart from its other fields)."""
-    return dict(tables)
 
 
 def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
@@ -508,7 +503,7 @@ def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
     out = []
     for k, group in enumerate(groups):
         chosen = np.array(group, dtype=np.int64)
-        tables = {}
+        tables: dict[str, Any] = {}
         for name in _TABLES:
             table = getattr(summary, name)
             keep = np.isin(np.asarray(table.get("bucket", np.zeros(0)), np.int64), chosen)
@@ -518,7 +513,7 @@ def split_summary(summary: Summary, max_rows: int = PART_ROWS) -> list[Summary]:
                 segments=summary.segments,
                 labels=summary.labels,
                 unseen=summary.unseen if k == 0 else {},
-                **_tables(tables),
+                **tables,
             )
         )
     return out

@@ -1095,23 +1095,6 @@ def _pair_table(
     return out
 
 
-def _pair_structs(labels: Column, kind: int, i: int) -> Column:
-    """``(field, label_a, label_b, kind)`` of each pair ``a <= b`` of sorted ``labels``."""
-
-    def row(a: Column, j: Column) -> Column:
-        def pair(b: Column) -> Column:
-            return F.struct(
-                F.lit(i).alias("field"),
-                a.alias("label_a"),
-                b.alias("label_b"),
-                F.lit(kind).alias("kind"),
-            )
-
-        return F.transform(F.slice(labels, j + 1, F.size(labels) - j), pair)
-
-    return F.flatten(F.transform(labels, row))
-
-
 # ------------------------------------------------------------------- helpers
 _SCORES = {"bucket": np.int64, "outcome": np.int64, "bin": np.int64, "count": np.int64}
 _SAMPLES = {
