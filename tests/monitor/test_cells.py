@@ -35,6 +35,8 @@ def _random_cell(rng: np.random.Generator, nonzero: int) -> np.ndarray:
 def test_round_trip_and_size(nonzero: int) -> None:
     rng = np.random.default_rng(nonzero)
     cell = _random_cell(rng, nonzero)
+    # fractional counts (weights): the float forms
+    cell[(cell != 0) & (cell == np.floor(cell))] += 0.5
     blob = encode_counts(cell)
     dense_size = cell.size * 8
     kept = int(np.count_nonzero(cell))
@@ -43,6 +45,96 @@ def test_round_trip_and_size(nonzero: int) -> None:
     back = decode_counts(blob, SHAPE)
     assert back.shape == SHAPE
     np.testing.assert_array_equal(back, cell)
+
+
+def _legacy_sparse(cell: np.ndarray) -> bytes:
+    """A sparse cell as releases before the integer forms wrote it, built by hand."""
+    flat = cell.ravel()
+    nz = np.flatnonzero(flat)
+    entries = np.empty(len(nz), dtype=[("pos", "<u4"), ("value", "<f8")])
+    entries["pos"], entries["value"] = nz, flat[nz]
+    return entries.tobytes()
+
+
+def _shortest_length(cell: np.ndarray) -> int:
+    """The length of the shortest stored form of a cell, by the format's definition."""
+    flat = cell.ravel()
+    kept = int(np.count_nonzero(flat))
+    if kept == 0:
+        return 0
+    lengths = [flat.size * 8, kept * 12]
+    if all(v >= 0 and v == int(v) and v < 2**32 for v in flat):
+        top = max(flat)
+        width = 1 if top < 256 else 2 if top < 65536 else 4
+        lengths += [5 + flat.size * width, 5 + kept * (2 + width)]
+    return min(lengths)
+
+
+@pytest.mark.parametrize("top", [1, 255, 256, 65535, 65536, 2**32 - 1])
+@pytest.mark.parametrize("nonzero", [1, 50, 150, 300, 603])
+def test_whole_counts_are_stored_in_the_narrowest_integers(top: int, nonzero: int) -> None:
+    rng = np.random.default_rng(nonzero * 7 + top % 1000)
+    cell = np.zeros(SHAPE)
+    at = rng.choice(cell.size, nonzero, replace=False)
+    cell.ravel()[at] = rng.integers(1, top + 1, nonzero)
+    cell.ravel()[at[0]] = top
+    blob = encode_counts(cell)
+    assert len(blob) == _shortest_length(cell) < cell.size * 8
+    width = 1 if top < 256 else 2 if top < 65536 else 4
+    if nonzero == cell.size:  # every bin filled: the dense integer form
+        assert len(blob) == 5 + cell.size * width
+    if nonzero == 1:
+        assert len(blob) == 5 + 2 + width
+    np.testing.assert_array_equal(decode_counts(blob, SHAPE), cell)
+
+
+def test_every_form_is_the_shortest_and_round_trips() -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        cell = np.zeros(SHAPE)
+        k = int(rng.integers(0, 800))
+        scale = [1, 4, 300, 70_000, 2**31, 2**33][trial % 6]
+        values = rng.integers(1, scale + 1, k).astype(float)
+        if trial % 7 == 0:
+            values *= rng.choice([1.0, 0.5], k)  # some fractional (weights)
+        if trial % 11 == 0:
+            values -= 2.0  # some negative
+        np.add.at(cell.ravel(), rng.integers(0, cell.size, k), values)
+        blob = encode_counts(cell)
+        assert len(blob) == _shortest_length(cell), trial
+        np.testing.assert_array_equal(decode_counts(blob, SHAPE), cell)
+
+
+def test_cells_of_earlier_releases_still_decode() -> None:
+    rng = np.random.default_rng(5)
+    cell = _random_cell(rng, 40)
+    np.testing.assert_array_equal(decode_counts(_legacy_sparse(cell), SHAPE), cell)
+    np.testing.assert_array_equal(decode_counts(cell.tobytes(), SHAPE), cell)
+    whole = np.floor(cell)  # whole counts, as an earlier release stored them
+    np.testing.assert_array_equal(decode_counts(_legacy_sparse(whole), SHAPE), whole)
+    np.testing.assert_array_equal(decode_counts(whole.tobytes(), SHAPE), whole)
+
+
+def test_merge_of_every_form_equals_a_loop() -> None:
+    rng = np.random.default_rng(3)
+    cells, blobs = [], []
+    for k in range(300):
+        cell = np.zeros(SHAPE)
+        n = int(rng.choice([0, 2, 40, 300, 603]))
+        scale = [1, 4, 300, 70_000, 2**31][k % 5]
+        cell.ravel()[rng.choice(cell.size, n, replace=False)] = rng.integers(1, scale + 1, n)
+        if k % 9 == 0:
+            cell *= 0.5
+        cells.append(cell)
+        blobs.append([encode_counts, _legacy_sparse, lambda c: c.tobytes()][k % 3](cell))
+    forms = {b[4] if b[:4] == b"\xff" * 4 else len(b) == 603 * 8 for b in blobs}
+    assert len(forms) >= 7  # dense and sparse floats, five or more integer forms
+    where = rng.integers(0, 12, len(cells))
+    expected = np.zeros((12, *SHAPE))
+    for w, c in zip(where, cells, strict=True):
+        expected[w] += c
+    got = merge_counts((4, 3, *SHAPE), where, blobs)
+    np.testing.assert_array_equal(got.reshape(12, *SHAPE), expected)
 
 
 def test_negative_and_fractional_values_round_trip() -> None:

@@ -334,25 +334,65 @@ def encode_many(values: FloatArray) -> list[bytes]:
     """``encode_counts`` of each row of a 2-D array, at once."""
     flat = np.ascontiguousarray(values, dtype="<f8")
     n, size = flat.shape
+    out: list[bytes] = [b""] * n
+    if not n or not size:
+        return out
     nonzero = flat != 0
     count = nonzero.sum(axis=1)
-    sparse = count * _ENTRY.itemsize < size * 8
-    out: list[bytes] = [b""] * n
-    for i in np.flatnonzero(~sparse).tolist():
+    top = flat.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        whole = ((flat >= 0) & (flat == np.floor(flat))).all(axis=1) & (top <= _MAX_INT)
+    width = np.where(top <= 0xFF, 1, np.where(top <= 0xFFFF, 2, 4))
+    pos_width = 2 if size <= 0x10000 else 4
+    # the byte length of each form; the shortest is kept, ties going to the float forms:
+    # so an integer cell is never as long as a dense float64 one
+    floats_sparse = count * _ENTRY.itemsize
+    ints_dense = np.where(whole, _HEAD + size * width, np.iinfo(np.int64).max)
+    ints_sparse = np.where(whole, _HEAD + count * (pos_width + width), np.iinfo(np.int64).max)
+    best = np.argmin(
+        np.stack([np.full(n, size * 8), floats_sparse, ints_dense, ints_sparse]), axis=0
+    )
+    best[count == 0] = 1  # an empty cell: b""
+    for i in np.flatnonzero(best == 0).tolist():
         out[i] = flat[i].tobytes()
-    rows = np.flatnonzero(sparse)
+    rows = np.flatnonzero(best == 1)
     if len(rows):
         r, pos = np.nonzero(nonzero[rows])
         entries = np.empty(len(r), dtype=_ENTRY)
         entries["pos"] = pos
         entries["value"] = flat[rows[r], pos]
-        buf = entries.tobytes()
-        ends = (np.cumsum(count[rows]) * _ENTRY.itemsize).tolist()
-        start = 0
-        for i, end in zip(rows.tolist(), ends, strict=True):
-            out[i] = buf[start:end]
-            start = end
+        _split(out, rows, count[rows] * _ENTRY.itemsize, entries.tobytes(), b"")
+    for w in (1, 2, 4):
+        code = _DENSE_CODE[w]
+        rows = np.flatnonzero((best == 2) & (width == w))
+        if len(rows):
+            body = flat[rows].astype(_UINT[w]).tobytes()
+            _split(out, rows, np.full(len(rows), size * w), body, _MAGIC + code)
+        dtype = _sparse_dtype(pos_width, w)
+        code = _SPARSE_CODE[pos_width, w]
+        rows = np.flatnonzero((best == 3) & (width == w))
+        if len(rows):
+            r, pos = np.nonzero(nonzero[rows])
+            entries = np.empty(len(r), dtype=dtype)
+            entries["pos"] = pos
+            entries["value"] = flat[rows[r], pos]
+            body = entries.tobytes()
+            _split(out, rows, count[rows] * dtype.itemsize, body, _MAGIC + code)
     return out
+
+
+def _split(
+    out: list[bytes],
+    rows: npt.NDArray[np.intp],
+    lengths: npt.NDArray[np.int64],
+    body: bytes,
+    head: bytes,
+) -> None:
+    """``out[rows[k]]`` = ``head`` + the k-th piece of ``body`` (pieces of ``lengths``)."""
+    start = 0
+    for i, end in zip(rows.tolist(), np.cumsum(lengths).tolist(), strict=True):
+        out[i] = head + body[start:end]
+        start = end
 
 
 def in_(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
@@ -392,59 +432,104 @@ def take(batch: DictBatch, idx: npt.NDArray[np.intp]) -> DictBatch:
     return DictBatch(batch.labels, batch.values[idx], batch.present[idx], batch.has[idx], unseen)
 
 
-# A stored cell is dense (``size`` little-endian float64s) or, when that is smaller, sparse:
-# its non-zero entries as (uint32 flat position, float64 value) pairs, 12 bytes each. The
-# length tells them apart: a sparse cell is shorter than the dense one (an empty cell, b"").
+# A stored cell is one of five forms, told apart by its length and first bytes:
+# - dense float64: exactly ``size`` little-endian float64s;
+# - sparse float64: its non-zero entries as (uint32 flat position, float64 value), 12
+#   bytes each (an empty cell: b"");
+# - integer counts (every value a whole number in [0, 2**32)), the common case: ``_MAGIC``
+#   (no sparse cell starts so: a position < size), one code byte, then either the
+#   ``size`` values as uint8 / uint16 / uint32 (the narrowest that holds the largest) or
+#   the non-zero entries as (uint16 or uint32 position, value) pairs. It is written
+#   only when shorter than a dense float64 cell, so the lengths never collide.
+# ``encode_many`` keeps the shortest form: integer cells are 4-8x smaller than float64.
 _ENTRY = np.dtype([("pos", "<u4"), ("value", "<f8")])
+_MAGIC = b"\xff\xff\xff\xff"
+_HEAD = len(_MAGIC) + 1
+_MAX_INT = float(2**32 - 1)
+_UINT = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_DENSE_CODE = {1: b"\x01", 2: b"\x02", 4: b"\x04"}
+_SPARSE_CODE = {(p, w): bytes([0x10 * p + w]) for p in (2, 4) for w in (1, 2, 4)}
+
+
+def _sparse_dtype(pos_width: int, width: int) -> np.dtype[Any]:
+    return np.dtype([("pos", _UINT[pos_width]), ("value", _UINT[width])])
+
+
+# code byte -> (dense value dtype, None) or (None, sparse entry dtype)
+_FORMS: dict[int, tuple[np.dtype[Any] | None, np.dtype[Any] | None]] = {
+    **{code[0]: (_UINT[w], None) for w, code in _DENSE_CODE.items()},
+    **{code[0]: (None, _sparse_dtype(*pw)) for pw, code in _SPARSE_CODE.items()},
+}
 
 
 def encode_counts(values: FloatArray) -> bytes:
-    """A cell's counts as stored: sparse when its non-zero entries are few, else dense."""
+    """A cell's counts as stored: the shortest of the forms above."""
     flat = np.ascontiguousarray(values, dtype="<f8").ravel()
-    nz = np.flatnonzero(flat)
-    if len(nz) * _ENTRY.itemsize >= flat.size * 8:
-        return flat.tobytes()
-    entries = np.empty(len(nz), dtype=_ENTRY)
-    entries["pos"] = nz
-    entries["value"] = flat[nz]
-    return entries.tobytes()
+    return encode_many(flat[None, :])[0]
 
 
 def decode_counts(blob: bytes, shape: tuple[int, ...]) -> FloatArray:
-    """The counts of a stored cell (dense or sparse) as an array of ``shape``."""
-    size = int(np.prod(shape))
-    if len(blob) == size * 8:
-        return np.frombuffer(blob, dtype="<f8").reshape(shape).copy()
-    out = np.zeros(size)
-    entries = np.frombuffer(blob, dtype=_ENTRY)
-    out[entries["pos"]] = entries["value"]
-    return out.reshape(shape)
+    """The counts of a stored cell (any form) as an array of ``shape``."""
+    return merge_counts((1, *shape), np.zeros(1, dtype=np.intp), [blob]).reshape(shape)
 
 
 def merge_counts(
     shape: tuple[int, ...], where: npt.NDArray[np.intp], blobs: Sequence[bytes]
 ) -> FloatArray:
-    """Sum stored cells (``blobs``, dense or sparse) into an array of ``shape`` at the flat
+    """Sum stored cells (``blobs``, any form) into an array of ``shape`` at the flat
     positions ``where`` over its leading axes (one per cell, repeats added)."""
     cell = shape[-2:]
     size = int(np.prod(cell))
     lead = int(np.prod(shape[:-2]))
+    out = np.zeros((lead, size))
     if not len(where):
-        return np.zeros(shape)
+        return out.reshape(shape)
+    where = np.asarray(where, dtype=np.intp)
     lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     dense = lengths == size * 8
-    sparse = ~dense
-    if sparse.any():  # one bincount of every sparse entry at its flat output position
-        entries = np.frombuffer(b"".join(compress(blobs, sparse)), dtype=_ENTRY)
-        owner = np.repeat(where[sparse].astype(np.int64) * size, lengths[sparse] // _ENTRY.itemsize)
-        flat = owner + entries["pos"]
-        summed = np.bincount(flat, weights=entries["value"], minlength=lead * size)
-        out = np.asarray(summed, dtype=np.float64).reshape(lead, size)
-    else:
-        out = np.zeros((lead, size))
+    codes = np.fromiter(
+        (b[4] if b[:4] == _MAGIC else 0 for b in blobs), dtype=np.uint8, count=len(blobs)
+    )
+    codes[dense] = 0
+    floats_sparse = ~dense & (codes == 0)
+    # sparse entries of every form: one bincount at their flat output positions
+    flat_pos: list[npt.NDArray[np.int64]] = []
+    weights: list[npt.NDArray[np.float64]] = []
+    if floats_sparse.any():
+        entries = np.frombuffer(b"".join(compress(blobs, floats_sparse)), dtype=_ENTRY)
+        per = lengths[floats_sparse] // _ENTRY.itemsize
+        owner = np.repeat(where[floats_sparse].astype(np.int64) * size, per)
+        flat_pos.append(owner + entries["pos"])
+        weights.append(entries["value"])
+    dense_parts: list[tuple[npt.NDArray[np.intp], FloatArray]] = []
     if dense.any():
-        pos = where[dense]
         cells = np.frombuffer(b"".join(compress(blobs, dense)), dtype="<f8").reshape(-1, size)
+        dense_parts.append((where[dense], cells))
+    for code in np.unique(codes[codes != 0]).tolist():
+        if code not in _FORMS:
+            raise ValueError(f"a stored cell of an unknown form ({code:#x})")
+        pick = codes == code
+        chosen = compress(blobs, pick)
+        values_dtype, entry_dtype = _FORMS[code]
+        if values_dtype is not None:
+            body = b"".join(b[_HEAD : _HEAD + size * values_dtype.itemsize] for b in chosen)
+            cells = np.frombuffer(body, dtype=values_dtype).reshape(-1, size)
+            dense_parts.append((where[pick], cells.astype(np.float64)))
+        else:
+            assert entry_dtype is not None
+            per = (lengths[pick] - _HEAD) // entry_dtype.itemsize
+            ends = _HEAD + per * entry_dtype.itemsize
+            body = b"".join(b[_HEAD:e] for b, e in zip(chosen, ends.tolist(), strict=True))
+            entries = np.frombuffer(body, dtype=entry_dtype)
+            owner = np.repeat(where[pick].astype(np.int64) * size, per)
+            flat_pos.append(owner + entries["pos"])
+            weights.append(entries["value"].astype(np.float64))
+    if flat_pos:
+        summed = np.bincount(
+            np.concatenate(flat_pos), weights=np.concatenate(weights), minlength=lead * size
+        )
+        out += summed.reshape(lead, size)
+    for pos, cells in dense_parts:
         order = np.argsort(pos, kind="stable")
         positions, starts = np.unique(pos[order], return_index=True)
         out[positions] += np.add.reduceat(cells[order], starts, axis=0)

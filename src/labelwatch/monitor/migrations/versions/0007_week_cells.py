@@ -36,12 +36,10 @@ def _key_columns() -> list[sa.Column[Any]]:
 
 
 def _decode(blob: bytes, size: int) -> np.ndarray:
-    if len(blob) == size * 8:
-        return np.frombuffer(blob, dtype="<f8").copy()
-    out = np.zeros(size)
-    entries = np.frombuffer(blob, dtype=_ENTRY)
-    out[entries["pos"]] = entries["value"]
-    return out
+    # every stored form, also those of later releases (a downgrade, then this again)
+    from labelwatch.monitor._cells import decode_counts
+
+    return decode_counts(blob, (size,))
 
 
 def _encode(values: np.ndarray) -> bytes:
