@@ -305,6 +305,8 @@ def test_json_text_dicts_in_csv_and_sql_tables_equal_sdk(tmp_path: Path) -> None
         ('{"genre_00": 0.5', "genres", "JSON object"),
         ("[0.5]", "genres", "JSON object"),
         ('{"genre_00": "high"}', "genres", "JSON object"),
+        ('{"genre_00": "0.5"}', "genres", "JSON object"),
+        ('{"genre_00": 0.5, "genre_01": "true"}', "genres", "JSON object"),
         ('{"genre_00": 1.5}', "genres.genre_00", "[0, 1]"),
         ('{"genre_00": null}', "genres.genre_00", "[0, 1]"),
     ],

@@ -614,7 +614,10 @@ def test_json_text_dicts_in_csv(tmp_path: Path, spark: Any) -> None:
         other = duck.summarize(plan).sparse()
     for name in ("scores", "samples", "pairs"):
         assert canonical(getattr(summary, name)) == canonical(getattr(other, name)), name
-    for k, text in enumerate(['{"a": 0.5', '{"a": "high"}', "[0.5]", '{"a": {"b": 1}}']):
+    # a number as a JSON string is refused too, as DuckDB and the SDK refuse it
+    texts = ['{"a": 0.5', '{"a": "high"}', "[0.5]", '{"a": {"b": 1}}', '{"a": "0.5"}',
+             '{"genre_00": 0.5, "genre_01": "true"}', '{"a": [1]}']  # fmt: skip
+    for k, text in enumerate(texts):
         bad = tmp_path / f"bad{k}"
         bad.mkdir()
         texts = [None if r["pred"] is None else json.dumps(r["pred"]) for r in rs]

@@ -1016,10 +1016,17 @@ def _json_number(v: Column) -> Column:
 
 
 def _not_json_numbers(text: Column) -> Column:
-    """Whether a text (not null) is not a JSON object of numbers (or true / false)."""
-    raw = F.from_json(text, "map<string,string>")
-    other = F.exists(F.map_values(raw), lambda v: v.isNotNull() & _json_number(v).isNull())
-    return text.isNotNull() & (raw.isNull() | other)
+    """Whether a text (not null) is not a JSON object of numbers, true / false or null
+    (a null is refused later, naming its label). The values' JSON types come from a
+    VARIANT parse: a number as a string (``"0.5"``) is refused, as DuckDB refuses it."""
+    raw = F.from_json(text, "map<string,variant>")
+
+    def other(v: Column) -> Column:
+        kind = F.schema_of_variant(v)
+        numbers = ("TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE")
+        return ~(kind.startswith("DECIMAL") | kind.isin(*numbers, "BOOLEAN", "VOID"))
+
+    return text.isNotNull() & (raw.isNull() | F.exists(F.map_values(raw), other))
 
 
 def _mask(labels: Column, names: list[str], word: int) -> Column:
