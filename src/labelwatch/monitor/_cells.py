@@ -446,7 +446,7 @@ _ENTRY = np.dtype([("pos", "<u4"), ("value", "<f8")])
 _MAGIC = b"\xff\xff\xff\xff"
 _HEAD = len(_MAGIC) + 1
 _MAX_INT = float(2**32 - 1)
-_UINT = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_UINT: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 _DENSE_CODE = {1: b"\x01", 2: b"\x02", 4: b"\x04"}
 _SPARSE_CODE = {(p, w): bytes([0x10 * p + w]) for p in (2, 4) for w in (1, 2, 4)}
 
