@@ -23,8 +23,8 @@ from labelwatch.metrics import (
     benjamini_hochberg,
     feature_drift,
 )
+from labelwatch.metrics._categorical import OTHER
 from labelwatch.metrics._drift import PSI_EPSILON, chi2_sf
-from labelwatch.metrics._features import OTHER
 
 ACC = 0.005
 finite = st.floats(-1e12, 1e12, allow_nan=False, allow_subnormal=False)

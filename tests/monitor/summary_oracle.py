@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch, SampleStats
-from labelwatch.metrics._features import DEFAULT_ACCURACY, _canonical
+from labelwatch.metrics._numeric import DEFAULT_ACCURACY, _canonical
 from labelwatch.monitor._feature_cells import SUMMARIZED
 from labelwatch.monitor._ingest import SUM_NAMES, CellKey
 from labelwatch.monitor._pairs import _sum_pairs

@@ -151,7 +151,7 @@ def oracle_summary(rows: list[dict[str, Any]], version: dict[str, Any]) -> Any:
     from collections import Counter
 
     from labelwatch.metrics._binning import make_edges
-    from labelwatch.metrics._features import DEFAULT_ACCURACY, _mantissas
+    from labelwatch.metrics._numeric import DEFAULT_ACCURACY, _mantissas
     from labelwatch.sources._plan import Summary
 
     spec_thresholds = version["thresholds"]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics._binning import make_edges
-from labelwatch.metrics._features import NumericSketch
+from labelwatch.metrics._numeric import NumericSketch
 from labelwatch.sources._duckdb import DuckDBSource
 from labelwatch.sources._plan import Mapping, Plan, Summary
 

@@ -27,7 +27,7 @@ import pytest
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import NumericSketch
 from labelwatch.metrics._binning import make_edges
-from labelwatch.metrics._features import _TINY, _mantissas
+from labelwatch.metrics._numeric import _TINY, _mantissas
 from labelwatch.sources._plan import Mapping, Plan, Summary
 
 _REQUIRED = os.environ.get("LABELWATCH_REQUIRE_SPARK") == "1"

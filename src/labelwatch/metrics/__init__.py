@@ -4,6 +4,7 @@ sort-based metrics for offline evaluation.
 Imports nothing of the service (monitor, server, client).
 """
 
+from labelwatch.metrics._categorical import CategoricalCounts
 from labelwatch.metrics._drift import (
     DriftResult,
     LabelChanges,
@@ -27,7 +28,8 @@ from labelwatch.metrics._exact import (
     label_ranking_loss,
     roc_auc_score,
 )
-from labelwatch.metrics._features import CategoricalCounts, NumericSketch, feature_drift
+from labelwatch.metrics._features import feature_drift
+from labelwatch.metrics._numeric import NumericSketch
 from labelwatch.metrics._samples import SampleStats
 from labelwatch.metrics._sketch import OUTCOMES, ScoreSketch, sum_sketches
 

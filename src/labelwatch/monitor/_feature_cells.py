@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
-from labelwatch.metrics._features import OTHER
+from labelwatch.metrics._categorical import OTHER
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._schema import VersionSpec
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
-from labelwatch.metrics._features import DEFAULT_ACCURACY, Exact, _canonical
+from labelwatch.metrics._numeric import DEFAULT_ACCURACY, Exact, _canonical
 from labelwatch.monitor._feature_cells import SUMMARIZED
 from labelwatch.monitor._ingest import SUM_NAMES, CellKey
 

@@ -24,7 +24,7 @@ import numpy as np
 from labelwatch.sources._plan import DenseScores, Plan, Table
 
 if TYPE_CHECKING:
-    from labelwatch.sources._duckdb import _Side
+    from labelwatch.sources._duckdb_sql import _Side
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POS = 1 << 20  # rows * _POS + position in the map: order of first appearance

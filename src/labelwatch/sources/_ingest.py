@@ -23,7 +23,7 @@ import orjson
 
 from labelwatch.errors import InvalidInputError
 from labelwatch.metrics._binning import make_edges
-from labelwatch.metrics._features import DEFAULT_ACCURACY
+from labelwatch.metrics._numeric import DEFAULT_ACCURACY
 from labelwatch.monitor._schema import VersionSpec
 from labelwatch.sources._plan import Discovery, Mapping, Plan, Summary, Table
 
