@@ -238,9 +238,24 @@ def _sample_add(keys: Any, counts: Any, cell: int, code: int) -> int:
 
 
 @_jit
+def _by_slot(ids: Any, slot_of: Any, lo: int, hi: int, start: Any, order: Any) -> None:
+    """``order[lo:hi]``: the rows ``lo..hi`` grouped by their cell's slot, in row order
+    within one (a counting sort; ``start`` (slots + 1,) zeros)."""
+    for i in range(lo, hi):
+        start[slot_of[ids[i]] + 1] += 1
+    for s in range(1, start.shape[0]):
+        start[s] += start[s - 1]
+    for i in range(lo, hi):
+        s = slot_of[ids[i]]
+        order[lo + start[s]] = i
+        start[s] += 1
+
+
+@_jit
 def _accumulate(
     lo: int,
     hi: int,
+    order: Any,
     stamp0: int,
     cells: Any,
     slot_of: Any,
@@ -278,10 +293,11 @@ def _accumulate(
     stamps: Any,
     lists: Any,
 ) -> int:
-    """One field's rows ``lo..hi`` into the accumulators. A side's kind ``pk`` / ``ak``:
+    """One field's rows ``order[lo..hi]`` into the accumulators (rows of one cell
+    together: its counts stay in cache while they are added). A side's kind ``pk`` / ``ak``:
     0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
     value per row and label, row-major; ``code`` per label; NaN: null). Returns the row
-    where the samples table became half full (grow it and resume), else ``hi``.
+    position where the samples table became half full (grow it and resume), else ``hi``.
 
     ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction, in
     the actual, with actual 1, predicted; ``lists`` (2, L): the row's predicted and true
@@ -291,9 +307,10 @@ def _accumulate(
     pw = pcode.shape[0]
     aw = acode.shape[0]
     cap = skeys.shape[0]
-    for i in range(lo, hi):
+    for ii in range(lo, hi):
         if 2 * sused[0] + 2 > cap:
-            return i
+            return ii
+        i = order[ii]
         hp = pk != 0 and phas[i] != 0
         ha = ak != 0 and ahas[i] != 0
         if not hp and not ha:
@@ -681,6 +698,7 @@ def _stream(
         rowno = batch.column(0).to_numpy() if validate else dummy_i
         hashes = batch.column(1).to_numpy()
         ids = np.empty(n, dtype=np.int32)
+        order = np.empty(n, dtype=np.int64)
         done = 0
         while True:
             n_cells, done = _intern_u64(hashes, done, table_keys, table_ids, n_cells, ids)
@@ -766,12 +784,14 @@ def _stream(
                 slot_of[cell_of[:used]] = -1
                 used = 0
                 continue
+            _by_slot(ids, slot_of, lo, stop, np.zeros(used + 1, dtype=np.int64), order)
             for acc, (p, a) in zip(fields.values(), sides, strict=True):
                 r = lo
                 while r < stop:
                     r = kernel(
                         r,
                         stop,
+                        order,
                         stamp0,
                         ids,
                         slot_of,
