@@ -43,6 +43,7 @@ __all__ = [
     "insert_many",
     "merge_counts",
     "take",
+    "write_cells",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -227,45 +228,44 @@ def _add(
         ):
             stored_sums[(s.seg_feature, s.seg_value, s.bucket)] = s.sums
     _add_scores(conn, sc, base, ids, scores, stored_scores, coarse)
-    ins: list[dict[str, Any]] = []
-    upd: list[dict[str, Any]] = []
+    new: list[tuple[Any, ...]] = []
+    old: list[tuple[Any, ...]] = []
     for key, total in sums.items():
-        old = stored_sums.get(key)
-        if old is None:
-            ins.append(
-                {
-                    **base,
-                    "seg_feature": key[0],
-                    "seg_value": key[1],
-                    "bucket": key[2],
-                    "sums": total.astype("<f8").tobytes(),
-                }
-            )
-        else:
-            value = np.frombuffer(old, dtype="<f8") + total
-            upd.append(
-                {
-                    "b_f": key[0],
-                    "b_v": key[1],
-                    "b_b": key[2],
-                    "b_sums": value.astype("<f8").tobytes(),
-                }
-            )
-    if ins:
-        conn.execute(sa.insert(sm), ins)
-    if upd:
-        conn.execute(
-            sa.update(sm)
-            .where(
-                sm.c.version_id == vid,
-                sm.c.environment == env,
-                sm.c.field == field,
-                sm.c.seg_feature == sa.bindparam("b_f"),
-                sm.c.seg_value == sa.bindparam("b_v"),
-                sm.c.bucket == sa.bindparam("b_b"),
-            )
-            .values(sums=sa.bindparam("b_sums")),
-            upd,
+        blob = stored_sums.get(key)
+        if blob is not None:
+            total = np.frombuffer(blob, dtype="<f8") + total
+        (new if blob is None else old).append((*key, total.astype("<f8").tobytes()))
+    write_cells(conn, sm, base, _CELL_KEYS, ("sums",), new, old)
+
+
+_CELL_KEYS = ("seg_feature", "seg_value", "bucket")
+
+
+def write_cells(
+    conn: Connection,
+    table: sa.Table,
+    fixed: dict[str, Any],
+    keys: Sequence[str],
+    values: Sequence[str],
+    new: list[tuple[Any, ...]],
+    stored: list[tuple[Any, ...]],
+) -> None:
+    """Write cells of ``table`` (columns: ``fixed``'s, ``keys``, ``values``, in this
+    order): the ``new`` rows inserted, the ``stored`` ones updated. A row holds the
+    values of ``keys`` then of ``values``; ``fixed`` (version, environment...) is common."""
+    if [c.name for c in table.columns] != [*fixed, *keys, *values]:
+        raise ValueError(f"{table.name}: columns are not {[*fixed, *keys, *values]}")
+    head = tuple(fixed.values())
+    if new:
+        insert_many(conn, table, [head + row for row in new])
+    if stored:  # through the driver too, as insert_many
+        n = len(keys)
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sets = ", ".join(f"{c} = {mark}" for c in values)
+        where = " AND ".join(f"{c} = {mark}" for c in [*fixed, *keys])
+        conn.exec_driver_sql(
+            f"UPDATE {table.name} SET {sets} WHERE {where}",
+            [(*row[n:], *head, *row[:n]) for row in stored],
         )
 
 
@@ -301,33 +301,13 @@ def _add_scores(
         ).reshape(len(where), -1)
     counts = encode_many(values)
     coarse_blobs = encode_many((values.reshape(-1, *cell) @ coarse).reshape(len(values), -1))
-    vid, env, field = base["version_id"], base["environment"], base["field"]
-    ins = [
-        (vid, env, field, *f, c, k)
-        for f, c, k, u in zip(full, counts, coarse_blobs, upd.tolist(), strict=True)
-        if not u
-    ]
-    if ins:
-        insert_many(conn, sc, ins)
-    if upd.any():
-        conn.execute(
-            sa.update(sc)
-            .where(
-                sc.c.version_id == vid,
-                sc.c.environment == env,
-                sc.c.field == field,
-                sc.c.seg_feature == sa.bindparam("b_f"),
-                sc.c.seg_value == sa.bindparam("b_v"),
-                sc.c.bucket == sa.bindparam("b_b"),
-                sc.c.label_id == sa.bindparam("b_l"),
-            )
-            .values(counts=sa.bindparam("b_counts"), coarse=sa.bindparam("b_coarse")),
-            [
-                {"b_f": f[0], "b_v": f[1], "b_b": f[2], "b_l": f[3], "b_counts": c, "b_coarse": k}
-                for f, c, k, u in zip(full, counts, coarse_blobs, upd.tolist(), strict=True)
-                if u
-            ],
-        )
+    rows = [(*f, c, k) for f, c, k in zip(full, counts, coarse_blobs, strict=True)]
+    stored_at = upd.tolist()
+    write_cells(
+        conn, sc, base, (*_CELL_KEYS, "label_id"), ("counts", "coarse"),
+        [r for r, u in zip(rows, stored_at, strict=True) if not u],
+        [r for r, u in zip(rows, stored_at, strict=True) if u],
+    )  # fmt: skip
 
 
 def encode_many(values: FloatArray) -> list[bytes]:

@@ -22,6 +22,7 @@ from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
 from labelwatch.metrics._categorical import OTHER
 from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import write_cells
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
@@ -144,41 +145,19 @@ def add_feature_cells(
         key = (feature, (seg_feature, seg_value, bucket))
         if key in deltas:
             stored[key] = blob
-    inserts, updates = [], []
+    new: list[tuple[Any, ...]] = []
+    old: list[tuple[Any, ...]] = []
     for (feature, cell), delta in deltas.items():
-        old = stored.get((feature, cell))
-        summary = delta if old is None else _read(old) + delta
-        blob = summary.to_bytes()
+        blob = stored.get((feature, cell))
+        summary = delta if blob is None else _read(blob) + delta
+        written = summary.to_bytes()
         if len(_WRITTEN) >= _WRITTEN_MAX:
             _WRITTEN.clear()
-        _WRITTEN[blob] = summary
-        if old is None:
-            inserts.append(
-                {"version_id": vid, "environment": env, "feature": feature,
-                 "seg_feature": cell[0], "seg_value": cell[1], "bucket": cell[2],
-                 "summary": blob}
-            )  # fmt: skip
-        else:
-            updates.append(
-                {"b_f": feature, "b_sf": cell[0], "b_sv": cell[1], "b_b": cell[2],
-                 "summary": blob}
-            )  # fmt: skip
-    if inserts:
-        conn.execute(sa.insert(fc), inserts)
-    if updates:
-        conn.execute(
-            sa.update(fc)
-            .where(
-                fc.c.version_id == vid,
-                fc.c.environment == env,
-                fc.c.feature == sa.bindparam("b_f"),
-                fc.c.seg_feature == sa.bindparam("b_sf"),
-                fc.c.seg_value == sa.bindparam("b_sv"),
-                fc.c.bucket == sa.bindparam("b_b"),
-            )
-            .values(summary=sa.bindparam("summary")),
-            updates,
-        )
+        _WRITTEN[written] = summary
+        (new if blob is None else old).append((feature, *cell, written))
+    keys = ("feature", "seg_feature", "seg_value", "bucket")
+    fixed = {"version_id": vid, "environment": env}
+    write_cells(conn, fc, fixed, keys, ("summary",), new, old)
 
 
 def merge_window(

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.monitor import _tables as t
+from labelwatch.monitor._cells import write_cells
 
 __all__ = [
     "MAX_PAIR_LABELS",
@@ -158,40 +159,15 @@ def add_pairs(
         key = (row.seg_feature, row.seg_value, row.bucket)
         if key in deltas:
             stored[key] = row.pairs
-    inserts, updates = [], []
+    new: list[tuple[Any, ...]] = []
+    old: list[tuple[Any, ...]] = []
     for key, (ij, v) in deltas.items():
         if key in stored:
             old_ij, old_v = decode(stored[key])
             ij, v = _sum_pairs(np.concatenate([old_ij, ij]), np.concatenate([old_v, v]))
-            updates.append({"b_f": key[0], "b_v": key[1], "b_b": key[2], "pairs": encode(ij, v)})
-        else:
-            inserts.append(
-                {
-                    "version_id": vid,
-                    "environment": env,
-                    "field": field,
-                    "seg_feature": key[0],
-                    "seg_value": key[1],
-                    "bucket": key[2],
-                    "pairs": encode(ij, v),
-                }
-            )
-    if inserts:
-        conn.execute(sa.insert(pc), inserts)
-    if updates:
-        conn.execute(
-            sa.update(pc)
-            .where(
-                pc.c.version_id == vid,
-                pc.c.environment == env,
-                pc.c.field == field,
-                pc.c.seg_feature == sa.bindparam("b_f"),
-                pc.c.seg_value == sa.bindparam("b_v"),
-                pc.c.bucket == sa.bindparam("b_b"),
-            )
-            .values(pairs=sa.bindparam("pairs")),
-            updates,
-        )
+        (old if key in stored else new).append((*key, encode(ij, v)))
+    fixed = {"version_id": vid, "environment": env, "field": field}
+    write_cells(conn, pc, fixed, ("seg_feature", "seg_value", "bucket"), ("pairs",), new, old)
 
 
 def pair_matrices(
