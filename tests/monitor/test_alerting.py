@@ -20,8 +20,8 @@ from sklearn.metrics import f1_score
 from labelwatch.errors import InvalidInputError, NotFoundError
 from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import Monitor
-from labelwatch.monitor._alerting import sign
 from labelwatch.monitor._monitors import MonitorSpec, parse_specs
+from labelwatch.monitor._webhooks import sign
 from tests.webhooks import Receiver
 
 T0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC
@@ -424,7 +424,7 @@ def test_align_edges_folds_exactly_onto_the_common_thresholds() -> None:
     """A baseline edged at other thresholds than the window (a head's summary lacks the
     version's default 0.5) is compared on the common edges: the folded sketches equal
     sketches built directly at those edges."""
-    from labelwatch.monitor._evaluate import align_edges
+    from labelwatch.monitor._sketch_views import align_edges
 
     rng = np.random.default_rng(12)
     s = rng.random((400, 3))

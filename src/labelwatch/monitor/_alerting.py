@@ -1,4 +1,4 @@
-"""Monitors, incidents and webhooks on the :class:`~labelwatch.monitor.Monitor` facade.
+"""Monitors, runs and incidents on the :class:`~labelwatch.monitor.Monitor` facade.
 
 - **Monitors** are declared as data (:mod:`._monitors`) and stored by name; applying the
   same document again changes nothing.
@@ -9,89 +9,45 @@
   one incident listing the breaching labels ranked by how far they breach, then by
   prevalence. While an incident is open (or acknowledged) further breaches of the same
   monitor fold into it; a run that finds the condition cleared resolves it.
-- **Webhooks** receive ``incident.opened`` / ``incident.resolved`` events through a
-  durable outbox: a POST of JSON signed with HMAC-SHA256 of the body under the webhook's
-  secret (header ``X-Labelwatch-Signature: sha256=<hex>``, as GitHub signs its hooks),
-  retried with exponential backoff until a 2xx answer or ``max_attempts``.
+
+``AlertsMixin`` also brings the webhooks that receive incidents (:mod:`._webhooks`) and
+the ad-hoc drift and performance queries (:mod:`._analysis`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import math
-import secrets
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from itertools import compress
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.errors import InvalidInputError, NotFoundError
-from labelwatch.labels import LabelSpace
-from labelwatch.metrics import ScoreSketch
 from labelwatch.metrics._estimate import Calibration, fit_calibration
 from labelwatch.monitor import _tables as t
-from labelwatch.monitor._cells import merge_counts
-from labelwatch.monitor._evaluate import HOUR, Evaluator, RunResult, _subset
-from labelwatch.monitor._feature_cells import SUMMARIZED, Summary, merge_window, summary_from_dict
-from labelwatch.monitor._ingest import parse_time, segment_value
-from labelwatch.monitor._monitors import ACTUALS_METRICS, DRIFT_METRICS, SEVERITIES, MonitorSpec
-from labelwatch.monitor._schema import check_name, dumps, is_text
+from labelwatch.monitor._analysis import AnalysisMixin
+from labelwatch.monitor._api_values import _at, _incident, _iso
+from labelwatch.monitor._evaluate import Evaluator
+from labelwatch.monitor._monitors import ACTUALS_METRICS, MonitorSpec
+from labelwatch.monitor._schema import check_name, dumps
 from labelwatch.monitor._store import write_transaction
+from labelwatch.monitor._webhooks import WebhooksMixin
+from labelwatch.monitor._windows import HOUR, RunResult
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from labelwatch.monitor._schema import VersionSpec
 
-__all__ = ["AlertsMixin", "sign"]
+__all__ = ["AlertsMixin"]
 
 _OPEN = ("open", "acknowledged")
-_BACKOFF = 2.0  # seconds before the first retry, doubled each time
-_MAX_BACKOFF = 600.0
 _CALIBRATIONS = 64  # fitted calibrations kept per facade
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value of ``body``: ``"sha256=" + HMAC-SHA256 hex``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _at(value: Any, what: str = "now") -> float:
-    """Seconds since the epoch of ``value`` (None: the current time)."""
-    return time.time() if value is None else parse_time(value, what)
-
-
-def _incident(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "monitor": row.monitor,
-        "status": row.status,
-        "severity": row.severity,
-        "opened_at": _iso(row.opened_at),
-        "updated_at": _iso(row.updated_at),
-        "resolved_at": _iso(row.resolved_at),
-        "resolved_by": row.resolved_by,
-        "acknowledged_by": row.acknowledged_by,
-        "window_start": _iso(row.window_start),
-        "window_end": _iso(row.window_end),
-        "runs": row.runs,
-        "breaches": json.loads(row.breaches),
-    }
-
-
-class AlertsMixin:
+class AlertsMixin(AnalysisMixin, WebhooksMixin):
     """Monitors, runs, incidents and webhooks (mixed into ``Monitor``)."""
 
     _engine: Engine
@@ -276,218 +232,6 @@ class AlertsMixin:
             }
             for x in rows
         ]
-
-    # --------------------------------------------------------------- queries
-    def feature_summary(
-        self,
-        model_id: str,
-        model_version: str,
-        environment: str,
-        feature: str,
-        start: Any = None,
-        end: Any = None,
-        segment: Any = None,
-    ) -> Summary | None:
-        """The merged summary (``NumericSketch`` or ``CategoricalCounts``) of a numeric,
-        categorical, boolean or string feature over the hours of ``[start, end)``; None
-        when no prediction falls there."""
-        vid, vspec = self._version(model_id, model_version)
-        check_name(environment, "environment")
-        if vspec.features.get(feature) not in SUMMARIZED:
-            raise InvalidInputError(
-                "feature",
-                "a numeric, categorical, boolean or string feature of the version",
-                feature,
-            )
-        seg = ("", "")
-        if segment is not None:
-            if not (isinstance(segment, tuple | list) and len(segment) == 2):
-                raise InvalidInputError("segment", "a (feature, value) pair or None", segment)
-            value = segment_value(segment[1])
-            seg = (str(segment[0]), value if value is not None else "")
-        lo = None if start is None else math.ceil(_at(start, "start") / HOUR)
-        hi = None if end is None else math.ceil(_at(end, "end") / HOUR)
-        with self._engine.connect() as conn:
-            return merge_window(conn, vid, environment, feature, seg, lo, hi)
-
-    def baseline_features(self, model_id: str, model_version: str, kind: str) -> dict[str, Summary]:
-        """The feature summaries logged with the ``kind`` baseline ({} when none)."""
-        vid, _spec = self._version(model_id, model_version)
-        b = t.baselines
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(b.c.feature_stats).where(
-                    b.c.version_id == vid, b.c.kind == kind, b.c.feature_stats.is_not(None)
-                )
-            ).all()
-        out: dict[str, Summary] = {}
-        for row in rows:
-            for name, stats in json.loads(row.feature_stats).items():
-                if isinstance(stats, Mapping) and isinstance(stats.get("sketch"), Mapping):
-                    out[name] = summary_from_dict(stats["sketch"])
-        return out
-
-    def drift(
-        self,
-        model_id: str,
-        model_version: str,
-        environment: str = "production",
-        field: str | None = None,
-        start: Any = None,
-        end: Any = None,
-        *,
-        metric: str = "psi",
-        baseline: Any = "training",
-        labels: Any = "all",
-        segment: Any = None,
-        min_samples: float = 100,
-        threshold: float | None = None,
-    ) -> dict[str, Any]:
-        """Drift of the window ``[start, end)`` (default: the 24 hours before ``end``,
-        itself default now) against ``baseline`` ("training", "test", "previous" or
-        ``{"start", "end"}``): one entry per label (or the field, for cardinality) with
-        the value, sample size and whether it is flagged (significant)."""
-        if metric not in DRIFT_METRICS:
-            raise InvalidInputError("metric", f"one of {list(DRIFT_METRICS)}", metric)
-        spec = MonitorSpec.from_dict(
-            {
-                "name": "drift-query",
-                "model_id": model_id,
-                "model_version": model_version,
-                "environment": environment,
-                "field": field,
-                "metric": metric,
-                "baseline": baseline,
-                "labels": labels,
-                "segment": segment,
-                "min_samples": min_samples,
-                "condition": {
-                    "significant": True,
-                    **({} if threshold is None else {"value": threshold}),
-                },
-            },
-            "",  # errors name the parameter ("baseline"), not a monitor's key
-        )
-        lo, hi = _hours(start, end)
-        ev = Evaluator(self)  # type: ignore[arg-type]
-        fld = ev._field(spec)
-        result = ev.evaluate_window(spec, fld, lo, hi)
-        return {
-            "metric": metric,
-            "field": fld,
-            "baseline": spec.to_dict()["baseline"],
-            "window_start": _iso(result.window_start),
-            "window_end": _iso(result.window_end),
-            "note": result.note,
-            "flagged": [e.label for e in result.breaches],
-            "entries": [e.to_dict() for e in result.entries],
-        }
-
-    def performance(
-        self,
-        model_id: str,
-        model_version: str,
-        environment: str = "production",
-        field: str | None = None,
-        start: Any = None,
-        end: Any = None,
-        *,
-        baseline: str = "training",
-        segment: Any = None,
-        level: float = 0.95,
-    ) -> dict[str, Any]:
-        """Estimated precision / recall / F1 of the window per label (expected confusion
-        counts from probabilities calibrated on the labelled ``baseline``), micro and
-        macro, with a ``level`` confidence band, and beside each the realized value where
-        actuals arrived (None where none did)."""
-        ev, spec, fld, base = self._estimator(model_id, model_version, environment, field,
-                                              baseline, segment)  # fmt: skip
-        lo, hi = _hours(start, end)
-        window, _sums = ev.window_sketch(spec, fld, lo, hi)
-        return _estimated(ev, spec, fld, base, window, lo, hi, level, True)
-
-    def performance_series(
-        self,
-        model_id: str,
-        model_version: str,
-        environment: str = "production",
-        field: str | None = None,
-        start: Any = None,
-        end: Any = None,
-        *,
-        granularity: str = "day",
-        baseline: str = "training",
-        segment: Any = None,
-        level: float = 0.95,
-        last: int | None = None,
-        per_label: bool = True,
-    ) -> list[dict[str, Any]]:
-        """:meth:`performance` of each hour or day (UTC) of ``[start, end)`` that has
-        predictions, its window clipped to ``[start, end)``; ``last``: only the latest
-        that many periods; ``per_label=False``: only the micro and macro estimates. The
-        window's cells and the baseline are read once."""
-        if granularity not in ("hour", "day"):
-            raise InvalidInputError("granularity", "'hour' or 'day'", granularity)
-        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-            raise InvalidInputError("last", "a positive integer or None", last)
-        ev, spec, fld, base = self._estimator(model_id, model_version, environment, field,
-                                              baseline, segment)  # fmt: skip
-        lo, hi = _hours(start, end)
-        width = 1 if granularity == "hour" else 24
-        w = self._window(  # type: ignore[attr-defined]
-            model_id, model_version, environment, fld, lo * HOUR, hi * HOUR, spec.segment,
-            "counts", unit=1 if granularity == "hour" else 24,
-        )
-        periods, inverse = np.unique(w.buckets // width, return_inverse=True)
-        edges = w.spec.edges(fld)
-        empty = ScoreSketch.empty(LabelSpace(w.labels), thresholds=edges, bins=w.spec.bins)
-        first = 0 if last is None else max(len(periods) - last, 0)
-        wanted = inverse.reshape(-1) >= first
-        shape = (len(periods) - first, *empty.counts.shape)
-        counts = merge_counts(
-            shape,
-            (inverse.reshape(-1)[wanted] - first) * len(w.labels) + w.label_pos[wanted],
-            list(compress(w.blobs, wanted)),
-        )
-        out = []
-        for k, period in enumerate(periods[first:].tolist()):
-            window = ScoreSketch(empty.labels, counts[k], bins=w.spec.bins, thresholds=edges)
-            p_lo, p_hi = max(period * width, lo), min((period + 1) * width, hi)
-            out.append(_estimated(ev, spec, fld, base, window, p_lo, p_hi, level, per_label))
-        return out
-
-    def _estimator(
-        self,
-        model_id: str,
-        model_version: str,
-        environment: str,
-        field: str | None,
-        baseline: str,
-        segment: Any,
-    ) -> tuple[Evaluator, MonitorSpec, str, tuple[ScoreSketch, Any]]:
-        """An evaluator, the query's spec and field, and its baseline (checked)."""
-        if baseline not in ("training", "test"):
-            raise InvalidInputError("baseline", "'training' or 'test'", baseline)
-        spec = MonitorSpec.from_dict(
-            {
-                "name": "performance-query",
-                "model_id": model_id,
-                "model_version": model_version,
-                "environment": environment,
-                "field": field,
-                "metric": "estimated_f1",
-                "baseline": baseline,
-                "segment": segment,
-                "condition": {"below": 0.0},
-            },
-            "",
-        )
-        ev = Evaluator(self)  # type: ignore[arg-type]
-        fld = ev._field(spec)
-        base = ev.baseline(spec, fld, baseline)
-        if base is None:
-            raise NotFoundError("baseline", f"{model_id}/{model_version} {baseline} {fld}")
-        return ev, spec, fld, base
 
     # ------------------------------------------------------------------ runs
     def _calibration(self, key: tuple[Any, ...], base: Any) -> Calibration:
@@ -788,241 +532,3 @@ class AlertsMixin:
                     spec = MonitorSpec.from_dict(json.loads(row.spec))
                     self._enqueue(conn, incident_id, "incident.resolved", spec, now)
         return self.get_incident(incident_id)
-
-    # -------------------------------------------------------------- webhooks
-    def create_webhook(
-        self, name: str, url: str, secret: str | None = None, min_severity: str = "low"
-    ) -> dict[str, Any]:
-        """Register (or replace) a webhook receiving incidents of ``min_severity`` or
-        worse. ``secret`` signs the bodies (generated when None; shown only here)."""
-        check_name(name, "name")
-        if (
-            not isinstance(url, str)
-            or not url.startswith(("http://", "https://"))
-            or len(url) > 2048
-            or not is_text(url)
-        ):
-            raise InvalidInputError("url", "an http:// or https:// URL", url)
-        try:
-            if not httpx.URL(url).host:
-                raise ValueError(url)
-        except (httpx.InvalidURL, ValueError):
-            raise InvalidInputError("url", "an http:// or https:// URL with a host", url) from None
-        if secret is None:
-            secret = secrets.token_urlsafe(32)
-        elif not isinstance(secret, str) or len(secret) < 8 or not is_text(secret):
-            raise InvalidInputError(
-                "secret", "a str of at least 8 characters (no NUL), or None", "(hidden)"
-            )
-        if min_severity not in SEVERITIES:
-            raise InvalidInputError("min_severity", f"one of {list(SEVERITIES)}", min_severity)
-        now = time.time()
-        w = t.webhooks
-        with write_transaction(self._engine, 0) as conn:
-            conn.execute(sa.delete(w).where(w.c.name == name))
-            conn.execute(
-                sa.insert(w).values(
-                    name=name, url=url, secret=secret, min_severity=min_severity, created_at=now
-                )
-            )
-        return {
-            "name": name,
-            "url": url,
-            "secret": secret,
-            "min_severity": min_severity,
-            "created_at": _iso(now),
-        }
-
-    def list_webhooks(self) -> list[dict[str, Any]]:
-        """The webhooks (without their secrets)."""
-        w = t.webhooks
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(w).order_by(w.c.name)).all()
-        return [
-            {
-                "name": r.name,
-                "url": r.url,
-                "min_severity": r.min_severity,
-                "created_at": _iso(r.created_at),
-            }
-            for r in rows
-        ]
-
-    def delete_webhook(self, name: str) -> None:
-        """Remove a webhook; its pending deliveries are dropped."""
-        check_name(name, "name")
-        with write_transaction(self._engine, 0) as conn:
-            if not conn.execute(sa.delete(t.webhooks).where(t.webhooks.c.name == name)).rowcount:
-                raise NotFoundError("webhook", name)
-            conn.execute(
-                sa.delete(t.deliveries).where(
-                    t.deliveries.c.webhook == name, t.deliveries.c.status == "pending"
-                )
-            )
-
-    def _enqueue(
-        self, conn: Connection, incident_id: int, event: str, spec: MonitorSpec, at: float
-    ) -> None:
-        hooks = conn.execute(sa.select(t.webhooks)).all()
-        rank = SEVERITIES.index(spec.severity)
-        targets = [h for h in hooks if SEVERITIES.index(h.min_severity) <= rank]
-        if not targets:
-            return
-        row = conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id)).one()
-        body = json.dumps(
-            {
-                "event": event,
-                "incident": _incident(row),
-                "monitor": spec.to_dict(),
-                "sent_by": "labelwatch",
-            },
-            allow_nan=False,
-            default=str,
-            sort_keys=True,
-        )
-        conn.execute(
-            sa.insert(t.deliveries),
-            [
-                {
-                    "webhook": h.name,
-                    "incident_id": incident_id,
-                    "event": event,
-                    "body": body,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_at": at,
-                    "last_error": None,
-                    "created_at": at,
-                    "delivered_at": None,
-                }
-                for h in targets
-            ],
-        )
-
-    def deliver_webhooks(
-        self, now: Any = None, *, timeout: float = 5.0, max_attempts: int = 8
-    ) -> dict[str, int]:
-        """POST the due deliveries of the outbox (one attempt each); a failure is retried
-        after 2, 4, 8... s (at most 10 min) until ``max_attempts``, then marked failed.
-        -> counts of ``delivered``, ``retrying``, ``failed`` in this call, ``pending`` left."""
-        at = _at(now)
-        d, w = t.deliveries, t.webhooks
-        with self._engine.connect() as conn:
-            due = conn.execute(
-                sa.select(d, w.c.url, w.c.secret)
-                .join(w, w.c.name == d.c.webhook)
-                .where(d.c.status == "pending", d.c.next_at <= at)
-                .order_by(d.c.id)
-            ).all()
-        counts = {"delivered": 0, "retrying": 0, "failed": 0}
-        if due:
-            with httpx.Client(timeout=timeout) as client:
-                for row in due:
-                    # claim it (another process delivering the outbox skips it)
-                    with write_transaction(self._engine, 0) as conn:
-                        claimed = conn.execute(
-                            sa.update(d)
-                            .where(
-                                d.c.id == row.id,
-                                d.c.status == "pending",
-                                d.c.next_at == row.next_at,
-                            )
-                            .values(next_at=at + timeout + 60)
-                        ).rowcount
-                    if not claimed:
-                        continue
-                    body = row.body.encode()
-                    error = None
-                    try:
-                        resp = client.post(
-                            row.url,
-                            content=body,
-                            headers={
-                                "Content-Type": "application/json",
-                                "User-Agent": "labelwatch-webhook",
-                                "X-Labelwatch-Event": row.event,
-                                "X-Labelwatch-Delivery": str(row.id),
-                                "X-Labelwatch-Signature": sign(row.secret, body),
-                            },
-                        )
-                        if not 200 <= resp.status_code < 300:
-                            error = f"HTTP {resp.status_code}"
-                    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-                        error = f"{type(exc).__name__}: {exc}"
-                    attempts = row.attempts + 1
-                    if error is None:
-                        values: dict[str, Any] = {
-                            "status": "delivered",
-                            "attempts": attempts,
-                            "delivered_at": time.time(),
-                            "last_error": None,
-                        }
-                        counts["delivered"] += 1
-                    elif attempts >= max_attempts:
-                        values = {"status": "failed", "attempts": attempts, "last_error": error}
-                        counts["failed"] += 1
-                    else:
-                        delay = min(_BACKOFF * 2 ** (attempts - 1), _MAX_BACKOFF)
-                        values = {"attempts": attempts, "next_at": at + delay, "last_error": error}
-                        counts["retrying"] += 1
-                    with write_transaction(self._engine, 0) as conn:
-                        conn.execute(sa.update(d).where(d.c.id == row.id).values(**values))
-        with self._engine.connect() as conn:
-            pending = conn.execute(
-                sa.select(sa.func.count()).select_from(d).where(d.c.status == "pending")
-            ).scalar_one()
-        return {**counts, "pending": int(pending)}
-
-    def deliveries(self, incident_id: int | None = None) -> list[dict[str, Any]]:
-        """The webhook deliveries (newest first), of one incident or all."""
-        d = t.deliveries
-        query = sa.select(d).order_by(d.c.id.desc())
-        if incident_id is not None:
-            query = query.where(d.c.incident_id == incident_id)
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            {
-                "id": r.id,
-                "webhook": r.webhook,
-                "incident_id": r.incident_id,
-                "event": r.event,
-                "status": r.status,
-                "attempts": r.attempts,
-                "next_at": _iso(r.next_at),
-                "last_error": r.last_error,
-                "created_at": _iso(r.created_at),
-                "delivered_at": _iso(r.delivered_at),
-            }
-            for r in rows
-        ]
-
-
-def _hours(start: Any, end: Any) -> tuple[int, int]:
-    """The hour buckets ``[lo, hi)`` of a query window (default: the 24 h before now)."""
-    hi_ts = _at(end, "end")
-    lo_ts = hi_ts - 24 * HOUR if start is None else _at(start, "start")
-    if not lo_ts < hi_ts:
-        raise InvalidInputError("start", "a time before end", _iso(lo_ts))
-    return math.ceil(lo_ts / HOUR), math.ceil(hi_ts / HOUR)
-
-
-def _estimated(
-    ev: Evaluator,
-    spec: MonitorSpec,
-    fld: str,
-    base: tuple[ScoreSketch, Any],
-    window: ScoreSketch,
-    lo: int,
-    hi: int,
-    level: float,
-    per_label: bool,
-) -> dict[str, Any]:
-    """The estimate of one window's sketch (hours ``[lo, hi)``) from the baseline."""
-    in_base = set(base[0].labels.names)
-    known = [j for j, x in enumerate(window.labels.names) if x in in_base]
-    est = ev.estimate(
-        spec.model_id, spec.model_version, fld, str(spec.baseline), base[0],
-        _subset(window, known), level, per_label,
-    )
-    return {"field": fld, "window_start": _iso(lo * HOUR), "window_end": _iso(hi * HOUR), **est}

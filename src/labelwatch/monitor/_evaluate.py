@@ -6,6 +6,9 @@ queries, never from raw events. One :class:`Evaluator` serves one run of many mo
 windows, baselines and calibrations are read once and shared between monitors, and
 metrics at the thresholds read a whole time range of coarse cells once (their anomaly
 history then costs a subtraction of cumulative sums).
+
+The checks of drift (:mod:`._drift_checks`) and of estimated performance
+(:mod:`._estimation`) are mixed into :class:`Evaluator` from their modules.
 """
 
 from __future__ import annotations
@@ -13,34 +16,23 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from labelwatch.errors import (
-    IncompatibleMergeError,
     InvalidInputError,
     NotFoundError,
     UndefinedMetricWarning,
 )
 from labelwatch.labels import LabelSpace
-from labelwatch.metrics import (
-    SampleStats,
-    ScoreSketch,
-    benjamini_hochberg,
-    cardinality_drift,
-    cooccurrence_drift,
-    drift,
-    estimate_performance,
-    feature_drift,
-    label_changes,
-    rate_drift,
-)
+from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.metrics._drift import DEFAULT_THRESHOLDS
 from labelwatch.monitor._cells import merge_counts
-from labelwatch.monitor._feature_cells import SUMMARIZED
+from labelwatch.monitor._drift_checks import DriftChecks
+from labelwatch.monitor._estimation import Estimation
 from labelwatch.monitor._ingest import SUM_NAMES
 from labelwatch.monitor._monitors import (
     DISTANCES,
@@ -49,7 +41,6 @@ from labelwatch.monitor._monitors import (
     FEATURE_METRICS,
     MonitorSpec,
 )
-from labelwatch.monitor._pairs import MAX_PAIR_LABELS
 from labelwatch.monitor._queries import (
     COARSE_METRICS,
     SAMPLE_METRICS,
@@ -57,15 +48,15 @@ from labelwatch.monitor._queries import (
     sketch_metric,
     stats_of,
 )
+from labelwatch.monitor._sketch_views import _positions, _subset
+from labelwatch.monitor._windows import HOUR, Entry, RunResult, _num, _reference_hours
 
 if TYPE_CHECKING:
     from labelwatch.monitor._monitor import Monitor
 
-__all__ = ["Entry", "Evaluator", "RunResult"]
+__all__ = ["Evaluator"]
 
 FloatArray = npt.NDArray[np.float64]
-HOUR = 3600.0
-DISTANCE_GROUPS = 10
 _N_PREDICTED = SUM_NAMES.index("n_predicted")
 _N_LABELED = SUM_NAMES.index("n_labeled")
 # ScoreSketch metrics whose sample size is the labelled count (else every prediction)
@@ -79,81 +70,6 @@ _LABELED = (
     "average_precision",
     "prevalence",
 )
-
-
-@dataclass
-class Entry:
-    """One label's (or the field's, label ``"*"``) value in one window."""
-
-    label: str
-    value: float | None
-    n: float
-    status: str  # breach | ok | too_few | undefined
-    reference: float | None = None  # the baseline value or the history's mean
-    excess: float = 0.0  # how far beyond the condition, in the condition's units (ranking)
-    prevalence: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "label": self.label,
-            "value": self.value,
-            "n": self.n,
-            "status": self.status,
-            "reference": self.reference,
-            "excess": self.excess,
-            "prevalence": self.prevalence,
-        }
-        out.update(self.extra)
-        return out
-
-
-@dataclass
-class RunResult:
-    """A monitor's evaluation of one window."""
-
-    monitor: str
-    window_start: float
-    window_end: float
-    status: str  # breach | ok | too_few
-    entries: list[Entry]
-    note: str | None = None
-    metric: str = ""
-    condition: dict[str, Any] = field(default_factory=dict)
-    min_samples: float = 0.0
-
-    @property
-    def breaches(self) -> list[Entry]:
-        """The breaching entries, most severe first (then the most prevalent)."""
-        out = [e for e in self.entries if e.status == "breach"]
-        out.sort(key=lambda e: (-e.excess, -(e.prevalence or 0.0), e.label))
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "monitor": self.monitor,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "status": self.status,
-            "note": self.note,
-            "metric": self.metric,
-            "condition": self.condition,
-            "min_samples": self.min_samples,
-            "entries": [e.to_dict() for e in self.entries],
-        }
-
-
-def _num(x: Any) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else x
-
-
-_PRF = ("precision", "recall", "f1")
-
-
-def _nums(values: FloatArray) -> list[float | None]:
-    """Floats of an array, NaN as None."""
-    return [None if v != v else v for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
 @dataclass
@@ -171,7 +87,7 @@ class _Range:
         return self.counts[b] - self.counts[a], self.sums[b] - self.sums[a]
 
 
-class Evaluator:
+class Evaluator(DriftChecks, Estimation):
     """Evaluates monitors against one monitor facade, sharing reads within a run."""
 
     def __init__(self, mon: Monitor) -> None:
@@ -563,503 +479,3 @@ class Evaluator:
             entry.status = "breach"
             entry.excess = excess
         return entry
-
-    # ---------------------------------------------------------------- drift
-    def _drift_entries(
-        self, spec: MonitorSpec, fld: str, lo: int, hi: int
-    ) -> tuple[list[Entry], str | None]:
-        base = self._baseline_of(spec, fld, lo, hi)
-        if base is None:
-            return [], f"no {spec.baseline} baseline logged for {fld!r}"
-        base_sk, base_stats = base
-        if not base_sk.counts.any():
-            return [], "the baseline has no data"
-        cur_sk, _sums = self.window_sketch(spec, fld, lo, hi)
-        metric, cond = spec.metric, spec.condition
-        threshold = cond.value if cond.kind == "significant" else None
-        if metric in ("cardinality_drift", "cooccurrence_drift", "predicted_cooccurrence_drift"):
-            # the sample sums with their co-occurrence (exact cardinality variance)
-            cur_stats = self.window_stats(spec, fld, lo, hi)
-            if spec.baseline not in ("training", "test"):
-                base_stats = self.window_stats(spec, fld, *_reference_hours(spec, lo, hi))
-            if base_stats is None or cur_stats is None:
-                return [], "no sample sums on one side"
-            if metric == "cardinality_drift":
-                res = cardinality_drift(
-                    base_stats,
-                    cur_stats,
-                    "predicted",
-                    min_samples=spec.min_samples,
-                    threshold=threshold or 0.0,
-                )
-                return self._from_drift(spec, res, None), None
-            if not base_stats.has_cooccurrence:
-                return [], "the baseline keeps no co-occurrence sums"
-            if not cur_stats.has_cooccurrence:
-                return [], (
-                    f"co-occurrence is not collected: {fld!r} has more than "
-                    f"{MAX_PAIR_LABELS} labels"
-                )
-            kind: Literal["actual", "predicted"] = (
-                "actual" if metric == "cooccurrence_drift" else "predicted"
-            )
-            res = cooccurrence_drift(
-                base_stats,
-                cur_stats,
-                kind,
-                min_samples=spec.min_samples,
-                threshold=threshold or 0.0,
-            )
-            entries = self._from_drift(spec, res, None)
-            if spec.labels != "all":
-                chosen = set(self._select(spec, fld, cur_sk))
-                entries = [e for e in entries if set(e.label.split("&")) <= chosen]
-            return entries, None
-        labels = self._select(spec, fld, cur_sk) if cur_sk.labels.names else []
-        if not labels:
-            return [], "no labels logged yet"
-        cur = _subset(cur_sk, [j for j in _positions(cur_sk, labels) if j >= 0])
-        keep_base = [j for j, x in enumerate(base_sk.labels.names) if x in labels]
-        if spec.labels == "all":
-            keep_base = list(range(len(base_sk.labels.names)))
-        base_sub = _subset(base_sk, keep_base)
-        base_sub, cur = align_edges(base_sub, cur)
-        if metric in ("new_labels", "silent_labels"):
-            ch = label_changes(base_sub, cur)
-            names = ch.unseen + ch.new if metric == "new_labels" else ch.silent
-            names = tuple(dict.fromkeys(names))
-            entries = [
-                Entry(
-                    x,
-                    1.0,
-                    float(cur.count()[cur.labels.names.index(x)]) if x in cur.labels.names else 0.0,
-                    "breach",
-                    excess=1.0,
-                )
-                for x in names
-            ]
-            return entries, None
-        if metric in DISTANCES:
-            # psi / js / hellinger on baseline deciles (the usual PSI; 200 fine bins
-            # would measure sampling noise), ks / wasserstein on the full grid
-            groups = DISTANCE_GROUPS if metric in ("psi", "js", "hellinger") else None
-            res = drift(
-                base_sub,
-                cur,
-                metric,  # type: ignore[arg-type]
-                threshold=threshold,
-                min_samples=spec.min_samples,
-                groups=groups,
-            )
-            prevalence = _prevalence(cur, res.labels)
-            return self._from_drift(spec, res, prevalence), None
-        rate: Literal["prevalence", "predicted_positive_rate"] = (
-            "prevalence" if metric == "prevalence_drift" else "predicted_positive_rate"
-        )
-        vspec = self.mon._version(spec.model_id, spec.model_version)[1]
-        by_threshold: dict[float, list[str]] = {}
-        for x in cur.labels.names:
-            by_threshold.setdefault(vspec.threshold(fld, x), []).append(x)
-        parts = []
-        for t, group in by_threshold.items():
-            c = _subset(cur, _positions(cur, group))
-            b = _subset(
-                base_sub,
-                [j for j in _positions(base_sub, group) if j >= 0],
-            )
-            parts.append(
-                rate_drift(
-                    b, c, rate, t=t, min_samples=spec.min_samples, threshold=threshold or 0.0
-                )
-            )
-        res = _concat(parts)
-        return self._from_drift(spec, res, _prevalence(cur, res.labels)), None
-
-    def _from_drift(
-        self, spec: MonitorSpec, res: Any, prevalence: dict[str, float] | None
-    ) -> list[Entry]:
-        cond = spec.condition
-        out = []
-        for j, label in enumerate(res.labels):
-            n = float(min(res.n_baseline[j], res.n_current[j]))
-            value = float(res.value[j])
-            prev = None if prevalence is None else prevalence.get(label)
-            if cond.kind == "significant":
-                entry = Entry(label, _num(value), n, "ok", prevalence=prev)
-                if res.pvalue is not None:
-                    entry.extra["pvalue"] = _num(res.pvalue[j])
-                    entry.extra["adjusted"] = _num(res.adjusted[j])
-                if res.baseline is not None:
-                    entry.reference = _num(res.baseline[j])
-                    entry.extra["current"] = _num(res.current[j])
-                if bool(res.too_few[j]):
-                    entry.status = "too_few"
-                elif bool(res.significant[j]):
-                    entry.status = "breach"
-                    adj = entry.extra.get("adjusted")
-                    entry.excess = (
-                        -math.log10(max(adj, 1e-300))
-                        if adj is not None
-                        else abs(value) / max(res.threshold, 1e-12)
-                    )
-                out.append(entry)
-            else:
-                if bool(res.too_few[j]):
-                    out.append(Entry(label, _num(value), n, "too_few", prevalence=prev))
-                else:
-                    out.append(self._judge(spec, label, value, n, None, None, prev))
-        return out
-
-    # ------------------------------------------------------------- features
-    def _feature_entries(
-        self, spec: MonitorSpec, lo: int, hi: int
-    ) -> tuple[list[Entry], str | None]:
-        """Per feature: its drift against the baseline's summary (Benjamini-Hochberg over
-        the features for the tested methods, ks and chi2), or its missing rate."""
-        vspec = self.mon._version(spec.model_id, spec.model_version)[1]
-        names = (
-            list(spec.features)
-            if spec.features
-            else [f for f, kind in vspec.features.items() if kind in SUMMARIZED]
-        )
-        unknown = [f for f in names if vspec.features.get(f) not in SUMMARIZED]
-        if unknown:
-            return [], f"not a numeric, categorical, boolean or string feature: {unknown[0]}"
-        current = {
-            f: self.mon.feature_summary(
-                spec.model_id, spec.model_version, spec.environment, f,
-                lo * HOUR, hi * HOUR, spec.segment,
-            )
-            for f in names
-        }  # fmt: skip
-        if spec.metric == "missing_rate":
-            out = []
-            for f in names:
-                cur = current[f]
-                total = 0.0 if cur is None else cur.count + cur.missing
-                rate = cur.missing / total if cur is not None and total > 0 else math.nan
-                out.append(self._judge(spec, f, rate, total, None, None, None))
-            return out, None
-        if spec.baseline in ("training", "test"):
-            base = self.mon.baseline_features(spec.model_id, spec.model_version, str(spec.baseline))
-        else:
-            a, b = _reference_hours(spec, lo, hi)
-            base = {
-                f: s
-                for f in names
-                if (s := self.mon.feature_summary(
-                    spec.model_id, spec.model_version, spec.environment, f,
-                    a * HOUR, b * HOUR, spec.segment,
-                )) is not None
-            }  # fmt: skip
-        if not base:
-            return [], f"no feature summaries in the {spec.to_dict()['baseline']} baseline"
-        cond = spec.condition
-        threshold = cond.value if cond.kind == "significant" else None
-        results = []
-        for f in names:
-            if f not in base or current[f] is None or type(base[f]) is not type(current[f]):
-                continue
-            method = spec.method
-            if vspec.features[f] != "numeric" and method in ("ks", "wasserstein"):
-                method = "chi2"  # categories have no order: their test is chi-square
-            results.append(
-                feature_drift(
-                    base[f],
-                    current[f],  # type: ignore[arg-type]
-                    method=method,  # type: ignore[arg-type]
-                    threshold=threshold,
-                    min_samples=spec.min_samples,
-                    name=f,
-                )
-            )
-        if not results:
-            return [], "no feature with data on both sides"
-        return self._from_drift(spec, _concat(results), None), None
-
-    # ----------------------------------------------------------- estimation
-    def _estimated_entries(
-        self, spec: MonitorSpec, fld: str, lo: int, hi: int
-    ) -> tuple[list[Entry], str | None]:
-        kind = str(spec.baseline)
-        base = self.baseline(spec, fld, kind)
-        if base is None:
-            return [], f"no {kind} baseline logged for {fld!r}: estimation needs one"
-        cur, _sums = self.window_sketch(spec, fld, lo, hi)
-        if not cur.labels.names:
-            return [], "no labels logged yet"
-        labels = [x for x in self._select(spec, fld, cur) if x in base[0].labels.names]
-        est = self.estimate(
-            spec.model_id,
-            spec.model_version,
-            fld,
-            kind,
-            base[0],
-            _subset(cur, _positions(cur, labels)),
-        )
-        what = spec.metric.removeprefix("estimated_")
-        if spec.average is not None:
-            agg = est[spec.average][what]
-            n = float(np.sum(est["n"]))
-            entry = self._judge(
-                spec, "*", agg[0] if agg[0] is not None else math.nan, n, None, None, None
-            )
-            entry.extra.update(
-                lower=agg[1], upper=agg[2], realized=est["realized_" + spec.average][what]
-            )
-            return [entry], None
-        out = []
-        for j, label in enumerate(est["labels"]):
-            v = est[what][j]
-            entry = self._judge(
-                spec,
-                label,
-                math.nan if v is None else v,
-                float(est["n"][j]),
-                None,
-                None,
-                est["prevalence"][j],
-            )
-            entry.extra.update(
-                lower=est[what + "_lower"][j],
-                upper=est[what + "_upper"][j],
-                realized=est["realized"][what][j],
-                n_labeled=est["n_labeled"][j],
-            )
-            out.append(entry)
-        return out, None
-
-    def estimate(
-        self,
-        model_id: str,
-        model_version: str,
-        fld: str,
-        kind: str,
-        base: ScoreSketch,
-        window: ScoreSketch,
-        level: float = 0.95,
-        per_label: bool = True,
-    ) -> dict[str, Any]:
-        """Per-label estimated precision / recall / F1 (with bands) of ``window`` at each
-        label's threshold, micro and macro, and the realized values where actuals came.
-        ``per_label=False``: the micro and macro estimates only."""
-        vspec = self.mon._version(model_id, model_version)[1]
-        # the same baseline object and window grid: the calibration fitted before
-        key = (model_id, model_version, fld, kind, id(base), window.bins, window.thresholds)
-        original = base
-        base, window = align_edges(base, window)
-        cached = self._calibrations.get(key)
-        if cached is not None and cached[0] is original:  # (an id is reused once freed)
-            cal = cached[1]
-        else:
-            cal = self.mon._calibration((model_id, model_version, fld, kind, base.to_bytes()), base)
-            self._calibrations[key] = (original, cal)
-        names = list(window.labels.names)
-        calibrated = set(cal.labels)
-        missing = [x for x in names if x not in calibrated]
-        if missing:
-            raise InvalidInputError(
-                "labels", f"labels of the {kind} baseline", missing[0], label=missing[0]
-            )
-        n_l = len(names)
-        res: dict[str, Any] = {"labels": names, "level": level}
-        keys = (
-            "tp",
-            "fp",
-            "fn",
-            "tn",
-            "precision",
-            "precision_lower",
-            "precision_upper",
-            "recall",
-            "recall_lower",
-            "recall_upper",
-            "f1",
-            "f1_lower",
-            "f1_upper",
-            "n",
-        )
-        arrays = {k: np.full(n_l, np.nan) for k in keys}
-        groups: dict[float, list[int]] = {}
-        for j, x in enumerate(names):
-            groups.setdefault(vspec.threshold(fld, x), []).append(j)
-        single = len(groups) == 1
-        micro_macro: dict[str, Any] = {}
-        for t, idx in groups.items():
-            e = estimate_performance(cal, _subset(window, idx), t=t, level=level)
-            for k in keys:
-                arrays[k][idx] = getattr(e, k)
-            if single:
-                micro_macro = {"micro": e.micro, "macro": e.macro}
-        if not per_label and single:
-            for a in ("micro", "macro"):
-                res[a] = {m: tuple(_num(v) for v in micro_macro[a][m]) for m in _PRF}
-            return res
-        ths = np.array([vspec.threshold(fld, x) for x in names])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            realized = {
-                m: np.asarray(getattr(window, m)(ths, None), dtype=float)
-                for m in ("precision", "recall", "f1")
-            }
-            realized_avg = {
-                a: {m: _num(getattr(window, m)(ths, a)) for m in ("precision", "recall", "f1")}
-                for a in ("micro", "macro")
-            }
-        labelled = window.counts[:, :2].sum(axis=(1, 2))
-        for m in ("precision", "recall", "f1"):
-            realized[m][labelled == 0] = np.nan
-        if not single:  # micro pools the expected counts; macro averages the labels; no band
-            tp, fp, fn = (np.nansum(arrays[k]) for k in ("tp", "fp", "fn"))
-            p = tp / (tp + fp) if tp + fp > 0 else math.nan
-            r = tp / (tp + fn) if tp + fn > 0 else math.nan
-            f = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else math.nan
-            micro_macro = {
-                "micro": {
-                    "precision": (p, math.nan, math.nan),
-                    "recall": (r, math.nan, math.nan),
-                    "f1": (f, math.nan, math.nan),
-                },
-                "macro": {
-                    m: (
-                        float(np.nanmean(arrays[m])) if np.isfinite(arrays[m]).any() else math.nan,
-                        math.nan,
-                        math.nan,
-                    )
-                    for m in ("precision", "recall", "f1")
-                },
-            }
-        if not per_label:
-            for a in ("micro", "macro"):
-                res[a] = {m: tuple(_num(v) for v in micro_macro[a][m]) for m in _PRF}
-            return res
-        for k in keys:
-            res[k] = _nums(arrays[k])
-        for a in ("micro", "macro"):
-            res[a] = {
-                m: tuple(_num(v) for v in micro_macro[a][m]) for m in ("precision", "recall", "f1")
-            }
-            res["realized_" + a] = (
-                realized_avg[a] if labelled.sum() > 0 else {m: None for m in realized}
-            )
-        res["realized"] = {m: _nums(realized[m]) for m in realized}
-        res["n_labeled"] = [float(v) for v in labelled]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            prev = window.counts[:, 1].sum(axis=1) / labelled
-        res["prevalence"] = [_num(v) for v in prev]
-        return res
-
-
-def align_edges(a: ScoreSketch, b: ScoreSketch) -> tuple[ScoreSketch, ScoreSketch]:
-    """Both sketches on their common edges: each folded onto the thresholds both have
-    (a baseline built by a head may lack an edge the version's sketches carry, such as
-    the default 0.5). Every fine bin lies inside one common bin, so folding is exact;
-    metrics at a common threshold are unchanged."""
-    if a.bins == b.bins and a.thresholds == b.thresholds:
-        return a, b
-    if a.bins != b.bins:
-        raise IncompatibleMergeError(
-            f"cannot compare sketches of {a.bins} and {b.bins} bins: log the baseline with "
-            "the version's bins"
-        )
-    common = tuple(sorted(set(a.thresholds) & set(b.thresholds)))
-    if not common:  # the grid's midpoint is an edge of both (any even number of bins)
-        common = (0.5,)
-    return _fold(a, common), _fold(b, common)
-
-
-def _fold(sk: ScoreSketch, thresholds: tuple[float, ...]) -> ScoreSketch:
-    if sk.thresholds == thresholds:
-        return sk
-    target = ScoreSketch.empty(sk.labels, thresholds=thresholds, bins=sk.bins)
-    where = np.searchsorted(target.edges, sk.edges, side="left")
-    counts = np.zeros_like(target.counts)
-    for j, k in enumerate(where.tolist()):  # at most a few hundred bins
-        counts[:, :, k] += sk.counts[:, :, j]
-    return ScoreSketch(sk.labels, counts, bins=sk.bins, thresholds=thresholds)
-
-
-def _positions(sk: ScoreSketch, labels: Sequence[str]) -> list[int]:
-    """Each label's position in the sketch (-1: not in it)."""
-    pos = {x: j for j, x in enumerate(sk.labels.names)}
-    return [pos.get(x, -1) for x in labels]
-
-
-def _reference_hours(spec: MonitorSpec, lo: int, hi: int) -> tuple[int, int]:
-    """The hours of a window-shaped baseline: the previous window or a fixed range."""
-    if isinstance(spec.baseline, tuple):
-        return math.ceil(spec.baseline[0] / HOUR), math.ceil(spec.baseline[1] / HOUR)
-    return 2 * lo - hi, lo
-
-
-def _prevalence(sk: ScoreSketch, labels: Sequence[str]) -> dict[str, float]:
-    """Per label: the positive rate among the labelled, or the mean score without actuals."""
-    out = {}
-    names = sk.labels.names
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        lab = sk.counts[:, :2].sum(axis=(1, 2))
-        pos = sk.counts[:, 1].sum(axis=1)
-        mean = np.asarray(sk.mean_score(None), dtype=float)
-    for x in labels:
-        if x not in names:
-            continue
-        j = names.index(x)
-        v = pos[j] / lab[j] if lab[j] > 0 else mean[j]
-        if not math.isnan(v):
-            out[x] = float(v)
-    return out
-
-
-def _subset(sk: ScoreSketch, idx: Sequence[int]) -> ScoreSketch:
-    """The sketch of the labels at ``idx`` (-1: a label without data, counted zero)."""
-    names = sk.labels.names
-    if len(idx) == len(names) and all(j == k for k, j in enumerate(idx)):
-        return sk
-    counts = np.zeros((len(idx), *sk.counts.shape[1:]))
-    picked = [j for j in idx]
-    ok = np.array([j >= 0 for j in picked], dtype=bool)
-    if ok.any():
-        counts[ok] = sk.counts[np.array([j for j in picked if j >= 0], dtype=np.intp)]
-    labels = [names[j] if j >= 0 else f"?{k}" for k, j in enumerate(picked)]
-    return ScoreSketch(LabelSpace(labels), counts, bins=sk.bins, thresholds=sk.thresholds)
-
-
-def _concat(parts: list[Any]) -> Any:
-    """One DriftResult of several over disjoint labels (BH redone across them all)."""
-    if len(parts) == 1:
-        return parts[0]
-    from dataclasses import replace
-
-    first = parts[0]
-
-    def cat(name: str) -> Any:
-        vals = [getattr(p, name) for p in parts]
-        return None if any(v is None for v in vals) else np.concatenate(vals)
-
-    pvalue = cat("pvalue")
-    too_few = cat("too_few")
-    significant = cat("significant")
-    adjusted = cat("adjusted")
-    if pvalue is not None and first.alpha is not None:
-        tested = ~too_few & ~np.isnan(pvalue)
-        rejected = np.zeros(len(pvalue), dtype=bool)
-        adjusted = np.full(len(pvalue), np.nan)
-        if tested.any():
-            rej, adj = benjamini_hochberg(pvalue[tested], first.alpha)
-            rejected[tested], adjusted[tested] = rej, adj
-        value = cat("value")
-        significant = rejected & (np.abs(value) > first.threshold)
-    return replace(
-        first,
-        labels=tuple(x for p in parts for x in p.labels),
-        value=cat("value"),
-        significant=significant,
-        too_few=too_few,
-        n_baseline=cat("n_baseline"),
-        n_current=cat("n_current"),
-        pvalue=pvalue,
-        adjusted=adjusted,
-        baseline=cat("baseline"),
-        current=cat("current"),
-    )
