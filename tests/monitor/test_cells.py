@@ -3,6 +3,8 @@ plain loop over dense arrays; cells stored densely by an earlier version still r
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -342,3 +344,72 @@ def test_windows_across_weeks_days_and_hours_match_sklearn(
     days = mon.timeseries("movies", "v1", "production", "genres", "count",
                           granularity="day", start=start, end=end)  # fmt: skip
     assert sum(p["count"] for p in days) == len(inside)
+
+
+def _legacy_decode(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """A cell as releases before the integer forms read it (dense or 12-byte entries)."""
+    size = int(np.prod(shape))
+    if len(blob) == size * 8:
+        return np.frombuffer(blob, dtype="<f8").reshape(shape).copy()
+    out = np.zeros(size)
+    entries = np.frombuffer(blob, dtype=[("pos", "<u4"), ("value", "<f8")])
+    out[entries["pos"]] = entries["value"]
+    return out.reshape(shape)
+
+
+def test_downgrade_rewrites_integer_cells_in_the_float_forms(mon: Monitor) -> None:
+    """Back to revision 0007, every score cell (hours, days, weeks) is in a form the
+    releases before the integer forms read, with the same values; up again, the sketch
+    is unchanged."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    from labelwatch.monitor._store import upgrade, write_transaction
+
+    mon.create_model_version(
+        "movies", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"}, segments=["country"], labels={"genres": LABELS},
+    )  # fmt: skip
+    preds = make_predictions(400, seed=8, hours=60)
+    mon.log_predictions("movies", "v1", "production", preds)
+    mon.log_actuals("movies", "v1", "production", make_actuals(preds)[:250])
+    sketch = mon.sketch("movies", "v1", "production", "genres")
+    tables = (t.score_cells, t.score_days, t.score_weeks)
+
+    def cells(decode: Any) -> dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        with mon._engine.connect() as conn:
+            for tb in tables:
+                keys = [c for c in tb.primary_key.columns]
+                for r in conn.execute(sa.select(*keys, tb.c.counts, tb.c.coarse)):
+                    out[(tb.name, *r[:-2])] = (decode(r.counts, SHAPE), decode(r.coarse, COARSE))
+        return out
+
+    with mon._engine.connect() as conn:
+        stored = [b for tb in tables for b in conn.execute(sa.select(tb.c.counts)).scalars()]
+    assert any(b[:4] == b"\xff" * 4 for b in stored)  # integer forms were written
+    before = cells(decode_counts)
+    assert {k[0] for k in before} == {tb.name for tb in tables}
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("labelwatch.monitor") / "migrations")
+    )
+    with write_transaction(mon._engine, lock_key=0) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+    with mon._engine.connect() as conn:
+        stored = [
+            b for tb in tables for col in (tb.c.counts, tb.c.coarse)
+            for b in conn.execute(sa.select(col)).scalars()
+        ]  # fmt: skip
+    assert stored and not any(b[:4] == b"\xff" * 4 for b in stored)
+    after = cells(_legacy_decode)  # as the older releases read them
+    assert after.keys() == before.keys()
+    for key, (counts, coarse) in before.items():
+        np.testing.assert_array_equal(after[key][0], counts)
+        np.testing.assert_array_equal(after[key][1], coarse)
+    upgrade(mon._engine)
+    again = mon.sketch("movies", "v1", "production", "genres")
+    np.testing.assert_array_equal(again.counts, sketch.counts)

@@ -87,7 +87,7 @@ def test_sqlite_pragmas_and_migrations(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0008"
         tables = set(sa.inspect(conn).get_table_names())
     assert {"lw_predictions", "lw_score_cells", "lw_sample_cells", "lw_tokens"} <= tables
     engine.dispose()
