@@ -60,6 +60,12 @@ def test_range_json_pickle_and_repr() -> None:
     big = repr(LabelSpace.range(1000))
     assert big == "LabelSpace(1000 labels: '0', '1', '2', ..., '998', '999')"
     assert LabelSpace.range(3).encode_labels([["0", "2"]]).tolist() == [[True, False, True]]
+    # built without the per-name checks: the same space as from the names
+    for n in (1, 7, 14_400):
+        fast, slow = LabelSpace.range(n), LabelSpace([str(i) for i in range(n)])
+        assert fast == slow and fast.names == slow.names and hash(fast) == hash(slow)
+        assert [fast.index(str(i)) for i in (0, n // 2, n - 1)] == [0, n // 2, n - 1]
+        assert pickle.loads(pickle.dumps(fast)) == slow
 
 
 @pytest.mark.parametrize(

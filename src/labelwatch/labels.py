@@ -124,7 +124,12 @@ class LabelSpace:
         """
         if not _is_int(n) or n < 0:
             raise InvalidInputError("n", "a non-negative int", n)
-        return cls(str(i) for i in range(int(n)))
+        # valid and distinct by construction: built without the per-name checks (a time
+        # series makes one of 20 labels x 720 hours per query)
+        space = cls.__new__(cls)
+        space._names = tuple(map(str, range(int(n))))
+        space._index = dict(zip(space._names, range(int(n)), strict=True))
+        return space
 
     @property
     def names(self) -> tuple[str, ...]:
