@@ -137,6 +137,12 @@ def test_merge_of_every_form_equals_a_loop() -> None:
         expected[w] += c
     got = merge_counts((4, 3, *SHAPE), where, blobs)
     np.testing.assert_array_equal(got.reshape(12, *SHAPE), expected)
+    # one cell per place (a time series of hours): placed, not summed
+    unique = rng.permutation(len(cells) + 20)[: len(cells)]
+    expected = np.zeros((len(cells) + 20, *SHAPE))
+    expected[unique] = cells
+    got = merge_counts((len(cells) + 20, *SHAPE), unique, blobs)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_negative_and_fractional_values_round_trip() -> None:

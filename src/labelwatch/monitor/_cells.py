@@ -8,6 +8,7 @@ over the batch's labels and added by read, sum, write under the version's write 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from itertools import compress
 from typing import Any
@@ -431,6 +432,9 @@ _DENSE_CODE = {1: b"\x01", 2: b"\x02", 4: b"\x04"}
 _SPARSE_CODE = {(p, w): bytes([0x10 * p + w]) for p in (2, 4) for w in (1, 2, 4)}
 
 
+_BODY = operator.itemgetter(slice(_HEAD, None))  # an integer cell holds nothing after
+
+
 def _sparse_dtype(pos_width: int, width: int) -> np.dtype[Any]:
     return np.dtype([("pos", _UINT[pos_width]), ("value", _UINT[width])])
 
@@ -467,10 +471,17 @@ def merge_counts(
     where = np.asarray(where, dtype=np.intp)
     lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     dense = lengths == size * 8
-    codes = np.fromiter(
-        (b[4] if b[:4] == _MAGIC else 0 for b in blobs), dtype=np.uint8, count=len(blobs)
-    )
-    codes[dense] = 0
+    # each cell's form from its first bytes, read in one array (a time series reads
+    # ~15,000 cells: no Python per cell)
+    codes = np.zeros(len(blobs), dtype=np.uint8)
+    maybe = np.flatnonzero(~dense & (lengths > _HEAD))
+    if len(maybe):
+        first = np.cumsum(lengths) - lengths
+        raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        at = first[maybe]
+        marked = (raw[at] == 0xFF) & (raw[at + 1] == 0xFF) & (raw[at + 2] == 0xFF)
+        marked &= raw[at + 3] == 0xFF
+        codes[maybe[marked]] = raw[at[marked] + 4]
     floats_sparse = ~dense & (codes == 0)
     # sparse entries of every form: one bincount at their flat output positions
     flat_pos: list[npt.NDArray[np.int64]] = []
@@ -481,7 +492,7 @@ def merge_counts(
         owner = np.repeat(where[floats_sparse].astype(np.int64) * size, per)
         flat_pos.append(owner + entries["pos"])
         weights.append(entries["value"])
-    dense_parts: list[tuple[npt.NDArray[np.intp], FloatArray]] = []
+    dense_parts: list[tuple[npt.NDArray[np.intp], npt.NDArray[Any]]] = []
     if dense.any():
         cells = np.frombuffer(b"".join(compress(blobs, dense)), dtype="<f8").reshape(-1, size)
         dense_parts.append((where[dense], cells))
@@ -491,16 +502,15 @@ def merge_counts(
         pick = codes == code
         chosen = compress(blobs, pick)
         values_dtype, entry_dtype = _FORMS[code]
-        if values_dtype is not None:
-            body = b"".join(b[_HEAD : _HEAD + size * values_dtype.itemsize] for b in chosen)
-            cells = np.frombuffer(body, dtype=values_dtype).reshape(-1, size)
-            dense_parts.append((where[pick], cells.astype(np.float64)))
+        if values_dtype is not None:  # all of one length: the headers cut as a column
+            whole = np.frombuffer(b"".join(chosen), dtype=np.uint8)
+            whole = whole.reshape(-1, _HEAD + size * values_dtype.itemsize)
+            cells = np.ascontiguousarray(whole[:, _HEAD:]).view(values_dtype)
+            dense_parts.append((where[pick], cells))
         else:
             assert entry_dtype is not None
             per = (lengths[pick] - _HEAD) // entry_dtype.itemsize
-            ends = _HEAD + per * entry_dtype.itemsize
-            body = b"".join(b[_HEAD:e] for b, e in zip(chosen, ends.tolist(), strict=True))
-            entries = np.frombuffer(body, dtype=entry_dtype)
+            entries = np.frombuffer(b"".join(map(_BODY, chosen)), dtype=entry_dtype)
             owner = np.repeat(where[pick].astype(np.int64) * size, per)
             flat_pos.append(owner + entries["pos"])
             weights.append(entries["value"].astype(np.float64))
@@ -510,9 +520,12 @@ def merge_counts(
         )
         out += summed.reshape(lead, size)
     for pos, cells in dense_parts:
+        if np.bincount(pos, minlength=lead).max() <= 1:  # one cell per place: no sums
+            out[pos] += cells
+            continue
         order = np.argsort(pos, kind="stable")
         positions, starts = np.unique(pos[order], return_index=True)
-        out[positions] += np.add.reduceat(cells[order], starts, axis=0)
+        out[positions] += np.add.reduceat(cells[order], starts, axis=0, dtype=np.float64)
     return out.reshape(shape)
 
 
