@@ -144,6 +144,8 @@ def main() -> None:
             f"{rate:,.0f} predictions/s ({rate / 2e6:.2f}x the 2M/s target), "
             f"peak RSS {duck['rss_mb']:,.0f} MB"
         )
+        db_mb = sum(p.stat().st_size for p in d.glob("duck.db*")) / 1e6
+        print(f"          the monitor's SQLite files after it: {db_mb:,.0f} MB")
         if SPARK:
             spark = run("spark", pattern, f"sqlite:///{d}/spark.db")
             srate = spark["rows"] / spark["seconds"]
