@@ -32,6 +32,7 @@ from labelwatch.monitor._ingest import (
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
+    "CELL_KEYS",
     "ROLLUPS",
     "Aligned",
     "add_cells",
@@ -49,6 +50,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 _CHUNK = 5000
+CELL_KEYS = ("seg_feature", "seg_value", "bucket")  # a cell's columns after the fixed ones
 
 
 def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -236,10 +238,7 @@ def _add(
         if blob is not None:
             total = np.frombuffer(blob, dtype="<f8") + total
         (new if blob is None else old).append((*key, total.astype("<f8").tobytes()))
-    write_cells(conn, sm, base, _CELL_KEYS, ("sums",), new, old)
-
-
-_CELL_KEYS = ("seg_feature", "seg_value", "bucket")
+    write_cells(conn, sm, base, CELL_KEYS, ("sums",), new, old)
 
 
 def write_cells(
@@ -305,7 +304,7 @@ def _add_scores(
     rows = [(*f, c, k) for f, c, k in zip(full, counts, coarse_blobs, strict=True)]
     stored_at = upd.tolist()
     write_cells(
-        conn, sc, base, (*_CELL_KEYS, "label_id"), ("counts", "coarse"),
+        conn, sc, base, (*CELL_KEYS, "label_id"), ("counts", "coarse"),
         [r for r, u in zip(rows, stored_at, strict=True) if not u],
         [r for r, u in zip(rows, stored_at, strict=True) if u],
     )  # fmt: skip

@@ -16,7 +16,6 @@ import numpy.typing as npt
 
 from labelwatch.errors import UndefinedMetricWarning
 from labelwatch.metrics import (
-    SampleStats,
     ScoreSketch,
     benjamini_hochberg,
     cardinality_drift,
@@ -30,10 +29,10 @@ from labelwatch.monitor._feature_cells import SUMMARIZED
 from labelwatch.monitor._monitors import DISTANCES, MonitorSpec
 from labelwatch.monitor._pairs import MAX_PAIR_LABELS
 from labelwatch.monitor._sketch_views import _positions, _subset, align_edges
-from labelwatch.monitor._windows import HOUR, Entry, _num, _reference_hours
+from labelwatch.monitor._windows import HOUR, Entry, EvaluatorParts, _num, _reference_hours
 
 if TYPE_CHECKING:
-    from labelwatch.monitor._monitor import Monitor
+    pass
 
 __all__ = ["DriftChecks"]
 
@@ -41,37 +40,8 @@ FloatArray = npt.NDArray[np.float64]
 DISTANCE_GROUPS = 10
 
 
-class DriftChecks:
+class DriftChecks(EvaluatorParts):
     """The entries of drift and feature monitors (mixed into ``Evaluator``)."""
-
-    mon: Monitor
-
-    if TYPE_CHECKING:
-
-        def window_sketch(
-            self, spec: MonitorSpec, fld: str, lo: int, hi: int
-        ) -> tuple[ScoreSketch, FloatArray]: ...
-
-        def window_stats(
-            self, spec: MonitorSpec, fld: str, lo: int, hi: int
-        ) -> SampleStats | None: ...
-
-        def _baseline_of(
-            self, spec: MonitorSpec, fld: str, lo: int, hi: int
-        ) -> tuple[ScoreSketch, SampleStats | None] | None: ...
-
-        def _select(self, spec: MonitorSpec, fld: str, sk: ScoreSketch) -> list[str]: ...
-
-        def _judge(
-            self,
-            spec: MonitorSpec,
-            label: str,
-            value: float,
-            n: float,
-            reference: float | None,
-            history: FloatArray | None,
-            prevalence: float | None,
-        ) -> Entry: ...
 
     # ---------------------------------------------------------------- drift
     def _drift_entries(

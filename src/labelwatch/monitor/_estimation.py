@@ -14,13 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwatch.errors import InvalidInputError, UndefinedMetricWarning
-from labelwatch.metrics import SampleStats, ScoreSketch, estimate_performance
+from labelwatch.metrics import ScoreSketch, estimate_performance
 from labelwatch.monitor._monitors import MonitorSpec
 from labelwatch.monitor._sketch_views import _positions, _subset, align_edges
-from labelwatch.monitor._windows import Entry, _num
+from labelwatch.monitor._windows import Entry, EvaluatorParts, _num
 
 if TYPE_CHECKING:
-    from labelwatch.monitor._monitor import Monitor
+    pass
 
 __all__ = ["Estimation"]
 
@@ -33,35 +33,11 @@ def _nums(values: FloatArray) -> list[float | None]:
     return [None if v != v else v for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
-class Estimation:
+class Estimation(EvaluatorParts):
     """Estimates of a window's performance and their monitors' entries (mixed into
     ``Evaluator``)."""
 
-    mon: Monitor
     _calibrations: dict[tuple[Any, ...], Any]
-
-    if TYPE_CHECKING:
-
-        def window_sketch(
-            self, spec: MonitorSpec, fld: str, lo: int, hi: int
-        ) -> tuple[ScoreSketch, FloatArray]: ...
-
-        def baseline(
-            self, spec: MonitorSpec, fld: str, kind: str
-        ) -> tuple[ScoreSketch, SampleStats | None] | None: ...
-
-        def _select(self, spec: MonitorSpec, fld: str, sk: ScoreSketch) -> list[str]: ...
-
-        def _judge(
-            self,
-            spec: MonitorSpec,
-            label: str,
-            value: float,
-            n: float,
-            reference: float | None,
-            history: FloatArray | None,
-            prevalence: float | None,
-        ) -> Entry: ...
 
     # ----------------------------------------------------------- estimation
     def _estimated_entries(

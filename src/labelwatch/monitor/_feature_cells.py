@@ -22,7 +22,7 @@ from labelwatch.errors import InvalidInputError
 from labelwatch.metrics import CategoricalCounts, NumericSketch
 from labelwatch.metrics._categorical import OTHER
 from labelwatch.monitor import _tables as t
-from labelwatch.monitor._cells import write_cells
+from labelwatch.monitor._cells import CELL_KEYS, write_cells
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
@@ -155,9 +155,8 @@ def add_feature_cells(
             _WRITTEN.clear()
         _WRITTEN[written] = summary
         (new if blob is None else old).append((feature, *cell, written))
-    keys = ("feature", "seg_feature", "seg_value", "bucket")
     fixed = {"version_id": vid, "environment": env}
-    write_cells(conn, fc, fixed, keys, ("summary",), new, old)
+    write_cells(conn, fc, fixed, ("feature", *CELL_KEYS), ("summary",), new, old)
 
 
 def merge_window(

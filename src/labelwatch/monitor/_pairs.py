@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelwatch.monitor import _tables as t
-from labelwatch.monitor._cells import write_cells
+from labelwatch.monitor._cells import CELL_KEYS, write_cells
 
 __all__ = [
     "MAX_PAIR_LABELS",
@@ -167,7 +167,7 @@ def add_pairs(
             ij, v = _sum_pairs(np.concatenate([old_ij, ij]), np.concatenate([old_v, v]))
         (old if key in stored else new).append((*key, encode(ij, v)))
     fixed = {"version_id": vid, "environment": env, "field": field}
-    write_cells(conn, pc, fixed, ("seg_feature", "seg_value", "bucket"), ("pairs",), new, old)
+    write_cells(conn, pc, fixed, CELL_KEYS, ("pairs",), new, old)
 
 
 def pair_matrices(

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from labelwatch.monitor._monitors import MonitorSpec
 
-__all__ = ["HOUR", "Entry", "RunResult"]
+if TYPE_CHECKING:
+    from labelwatch.metrics import SampleStats, ScoreSketch
+    from labelwatch.monitor._monitor import Monitor
+
+__all__ = ["HOUR", "Entry", "EvaluatorParts", "RunResult"]
 
 HOUR = 3600.0
 
@@ -89,3 +96,41 @@ def _reference_hours(spec: MonitorSpec, lo: int, hi: int) -> tuple[int, int]:
     if isinstance(spec.baseline, tuple):
         return math.ceil(spec.baseline[0] / HOUR), math.ceil(spec.baseline[1] / HOUR)
     return 2 * lo - hi, lo
+
+
+class EvaluatorParts:
+    """What the mixins of ``Evaluator`` (``DriftChecks``, ``Estimation``) use of it,
+    declared for type checking only: ``Evaluator`` defines them."""
+
+    mon: Monitor
+
+    if TYPE_CHECKING:
+
+        def window_sketch(
+            self, spec: MonitorSpec, fld: str, lo: int, hi: int
+        ) -> tuple[ScoreSketch, npt.NDArray[np.float64]]: ...
+
+        def window_stats(
+            self, spec: MonitorSpec, fld: str, lo: int, hi: int
+        ) -> SampleStats | None: ...
+
+        def baseline(
+            self, spec: MonitorSpec, fld: str, kind: str
+        ) -> tuple[ScoreSketch, SampleStats | None] | None: ...
+
+        def _baseline_of(
+            self, spec: MonitorSpec, fld: str, lo: int, hi: int
+        ) -> tuple[ScoreSketch, SampleStats | None] | None: ...
+
+        def _select(self, spec: MonitorSpec, fld: str, sk: ScoreSketch) -> list[str]: ...
+
+        def _judge(
+            self,
+            spec: MonitorSpec,
+            label: str,
+            value: float,
+            n: float,
+            reference: float | None,
+            history: npt.NDArray[np.float64] | None,
+            prevalence: float | None,
+        ) -> Entry: ...
