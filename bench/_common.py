@@ -89,34 +89,36 @@ def tempdir() -> tempfile.TemporaryDirectory[str]:
 
 
 @contextmanager
-def serve(db_url: str) -> Iterator[tuple[str, str]]:
-    """``labelwatch serve`` on a free port: ``(base URL, admin token)``."""
+def serve(db_url: str, workers: int = 1, token: str | None = None) -> Iterator[tuple[str, str]]:
+    """``labelwatch serve [--workers N]`` on a free port: ``(base URL, admin token)``; the
+    token is the one the first serve of an empty database prints, or ``token``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).parent / "labelwatch"
-    proc = subprocess.Popen([str(exe), "serve", "--db", db_url, "--port", str(port)],
+    proc = subprocess.Popen([str(exe), "serve", "--db", db_url, "--port", str(port),
+                             "--workers", str(workers)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    token: list[str] = []
+    tokens: list[str] = [] if token is None else [token]
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             found = re.search(r"admin token: (\S+)", line)
             if found:
-                token.append(found.group(1))
+                tokens.append(found.group(1))
 
     threading.Thread(target=read, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200 and token:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200 and tokens:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        yield url, token[0]
+        yield url, tokens[0]
     finally:
         proc.terminate()
         proc.wait(timeout=20)

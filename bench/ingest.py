@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,24 +25,49 @@ BATCH = 5000
 SDK_N = max(N // 2, 10_000)
 
 
-def http_batches(url: str, token: str) -> float:
-    """Predictions/s of pre-encoded batches POSTed back to back (one connection), after
-    two warm-up batches of other ids that are not counted (the server's first requests
-    load code and fill caches: ~1.5x slower)."""
-    recs = records(N, seed=1)
+def http_batches(url: str, token: str, clients: int = 1) -> float:
+    """Predictions/s of pre-encoded batches POSTed back to back by ``clients`` threads
+    (one connection each, batches dealt in turn), after two warm-up batches per client
+    of other ids that are not counted (the server's first requests load code and fill
+    caches: ~1.5x slower)."""
+    recs = records(N, seed=1, prefix=f"c{clients}p")
     bodies = [json.dumps({"records": recs[i : i + BATCH]}).encode() for i in range(0, N, BATCH)]
-    warm = records(2 * BATCH, seed=4, prefix="w")
+    warm = records(2 * BATCH * clients, seed=4, prefix=f"c{clients}w")
+    warm_bodies = [
+        json.dumps({"records": warm[i : i + BATCH]}).encode() for i in range(0, len(warm), BATCH)
+    ]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-        for i in range(0, len(warm), BATCH):
-            body = json.dumps({"records": warm[i : i + BATCH]}).encode()
+    conns = [httpx.Client(base_url=url, headers=headers, timeout=300) for _ in range(clients)]
+
+    errors: list[str] = []
+
+    def post_all(client: httpx.Client, batch: list[bytes]) -> None:
+        for body in batch:
             r = client.post("/api/v1/models/bench/versions/v1/predictions", content=body)
-            assert r.status_code == 200, r.text
+            if r.status_code != 200:
+                errors.append(r.text)
+                return
+
+    def run(all_bodies: list[bytes]) -> None:
+        threads = [
+            threading.Thread(target=post_all, args=(conns[k], all_bodies[k::clients]))
+            for k in range(clients)
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise RuntimeError(errors[0])
+
+    try:
+        run(warm_bodies)
         start = time.perf_counter()
-        for body in bodies:
-            r = client.post("/api/v1/models/bench/versions/v1/predictions", content=body)
-            assert r.status_code == 200, r.text
+        run(bodies)
         return N / (time.perf_counter() - start)
+    finally:
+        for c in conns:
+            c.close()
 
 
 def sdk(model: labelwatch.Model, prefix: str) -> tuple[float, float]:
@@ -67,8 +93,10 @@ def main() -> None:
             create_version(mon)
             mon.close()
             with serve(url) as (base, token):
+                admin = token
                 rate = http_batches(base, token)
-                print(f"{name:10s} HTTP batch ingestion        {rate:12,.0f} predictions/s")
+                print(f"{name:10s} HTTP batch ingestion        {rate:12,.0f} predictions/s "
+                      "(1 worker, 1 client)")
                 labelwatch.init(host=base, token=token)  # batches of 5,000 by default
                 calls, total = sdk(labelwatch.Model("bench", "v1"), "h")
                 labelwatch.shutdown()
@@ -76,6 +104,10 @@ def main() -> None:
                     f"{name:10s} SDK over HTTP log_prediction {calls:12,.0f} calls/s "
                     f"({total:,.0f}/s to the last ack)"
                 )
+            with serve(url, workers=2, token=admin) as (base, token):
+                rate = http_batches(base, token, clients=2)
+                print(f"{name:10s} HTTP batch ingestion        {rate:12,.0f} predictions/s "
+                      "(serve --workers 2, 2 clients)")
             labelwatch.init(db_url=url)  # validated at the call, written 5,000 at a time
             calls, total = sdk(labelwatch.Model("bench", "v1"), "eb")
             print(
