@@ -19,7 +19,13 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from labelwatch.errors import AuthError, ConflictError, InvalidInputError, NotFoundError
+from labelwatch.errors import (
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    LabelwatchError,
+    NotFoundError,
+)
 from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._alerting import AlertsMixin
@@ -39,6 +45,8 @@ from labelwatch.monitor._schema import SEGMENT_TYPES, VersionSpec, check_name, d
 from labelwatch.monitor._store import make_engine, upgrade, write_transaction
 from labelwatch.monitor._util import _iso, _no_gc
 from labelwatch.monitor._write import (
+    Planned,
+    plan_predictions,
     segments,
     stored_predictions,
     vocab,
@@ -421,8 +429,29 @@ class Monitor(AlertsMixin, QueriesMixin):
         self, vid: int, spec: VersionSpec, environment: str, records: list[dict[str, Any]]
     ) -> dict[str, int]:
         rows, batches = self._check_predictions(spec, records)
+        planned = self._plan_predictions(vid, spec, environment, rows, batches)
         with write_transaction(self._engine, vid) as conn:
-            return write_predictions(conn, vid, spec, environment, rows, batches)
+            return write_predictions(conn, vid, spec, environment, rows, batches, planned)
+
+    def _plan_predictions(
+        self,
+        vid: int,
+        spec: VersionSpec,
+        environment: str,
+        rows: list[PredictionRow],
+        batches: dict[str, DictBatch],
+    ) -> Planned | None:
+        """The batch's rows and cell deltas as if every row were new, made before taking
+        the version's write lock (a third of the work a batch did under it), with the
+        segment features and label ids read now; None when something is unusual (the
+        write under the lock then decides, and names any error)."""
+        try:
+            with self._engine.connect() as conn:
+                segs = segments(conn, vid)
+                known = vocab(conn, vid)
+            return plan_predictions(vid, spec, environment, rows, batches, segs, known)
+        except LabelwatchError:
+            return None
 
     def write_summary(
         self, model_id: str, model_version: str, environment: str, summary: Any

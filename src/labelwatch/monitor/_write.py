@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -20,6 +22,7 @@ from labelwatch.errors import ConflictError
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._cells import (
     Aligned,
+    FloatArray,
     add_cells,
     chunks,
     coarse_map,
@@ -31,6 +34,7 @@ from labelwatch.monitor._cells import (
 from labelwatch.monitor._feature_cells import add_feature_cells, feature_deltas
 from labelwatch.monitor._ingest import (
     ActualRow,
+    CellKey,
     DictBatch,
     PredictionRow,
     encode_dicts,
@@ -42,7 +46,9 @@ from labelwatch.monitor._pairs import MAX_PAIR_LABELS, add_pairs, field_pairs
 from labelwatch.monitor._schema import VersionSpec
 
 __all__ = [
+    "Planned",
     "learn",
+    "plan_predictions",
     "prediction_row",
     "segments",
     "stored_predictions",
@@ -132,9 +138,12 @@ def write_predictions(
     environment: str,
     rows: list[PredictionRow],
     batches: dict[str, DictBatch],
+    planned: Planned | None = None,
 ) -> dict[str, int]:
     """Store the new predictions of a validated batch and add them to their cells;
-    duplicates are skipped, a conflicting record raises ``ConflictError``."""
+    duplicates are skipped, a conflicting record raises ``ConflictError``. ``planned``:
+    the batch's plan made before the lock as if every row were new (``plan_predictions``),
+    used when they all are."""
     ids = [r.id for r in rows]
     stored = stored_predictions(conn, vid, environment, ids)
     fresh = not stored and len(set(ids)) == len(ids)  # the common case: all new
@@ -182,7 +191,8 @@ def write_predictions(
         first[r.id] = i
         new.append(i)
     if new:
-        insert_predictions(conn, vid, spec, environment, rows, new, batches)
+        plan = planned if fresh else None
+        insert_predictions(conn, vid, spec, environment, rows, new, batches, plan)
     return {"accepted": len(new), "duplicates": len(rows) - len(new)}
 
 
@@ -214,6 +224,83 @@ def prediction_row(conn: Connection, vid: int, env: str, pred_id: str) -> Any:
     ).first()
 
 
+@dataclass(slots=True)
+class _FieldPlan:
+    pred: DictBatch
+    aligned: Aligned
+    scored: npt.NDArray[np.bool_]
+    deltas: tuple[dict[CellKey, FloatArray], dict[CellKey, FloatArray]]
+    pairs: Any  # the pair deltas over the label ids ``ids``; None: made under the lock
+    ids: list[int] | None
+
+
+@dataclass(slots=True)
+class Planned:
+    """The stored rows and cell deltas of new predictions, and the segment features they
+    were grouped by; what remains to do under the lock is reading and adding cells."""
+
+    segs: list[str]
+    tuples: list[tuple[Any, ...]]
+    groups: dict[CellKey, npt.NDArray[np.intp]]
+    features: dict[Any, Any]
+    fields: dict[str, _FieldPlan]
+
+
+def plan_predictions(
+    vid: int,
+    spec: VersionSpec,
+    env: str,
+    kept: Sequence[PredictionRow],
+    preds: dict[str, DictBatch],
+    segs: list[str],
+    known: dict[str, dict[str, int]],
+    pending: dict[str, Any] | None = None,
+) -> Planned:
+    """The rows and deltas of the predictions ``kept`` (their batches ``preds``), grouped
+    by the segment features ``segs``; ``pending``: actuals waiting for them, by id. Label
+    pairs are counted now when ``known`` (field -> {label: id}) holds every label."""
+    buckets = (np.array([r.ts for r in kept]) // 3600).astype(np.int64).tolist()
+    row_segs, seg_texts = row_segments([r.feature_values for r in kept], segs)
+    tuples = prediction_tuples(vid, env, kept, buckets, seg_texts)
+    groups = group_rows(buckets, row_segs)
+    features = feature_deltas(spec, [r.feature_values for r in kept], groups)
+    fields: dict[str, _FieldPlan] = {}
+    for f in spec.dict_fields:
+        pred = preds[f]
+        act = None
+        if pending:
+            act = encode_dicts(
+                [pending.get(r.id, {}).get(f) for r in kept],
+                f"actuals.{f}",
+                declared=spec.labels.get(f),
+                policy="ignore" if spec.unknown_labels != "learn" else "learn",
+                binary=True,
+            )
+            act.unseen = {}  # counted when the actuals came
+        aligned = Aligned(pred, act)
+        scored = pred.has | aligned.labeled
+        deltas = field_deltas(spec, f, aligned, groups, scored, joined=False)
+        ids = pairs = None
+        vocab = known.get(f, {})
+        if len(vocab) <= MAX_PAIR_LABELS and all(x in vocab for x in aligned.labels):
+            ids = [vocab[x] for x in aligned.labels]
+            pairs = _pairs(spec, f, aligned, groups, scored, vocab)
+        fields[f] = _FieldPlan(pred, aligned, scored, deltas, pairs, ids)
+    return Planned(segs, tuples, groups, features, fields)
+
+
+def _pairs(
+    spec: VersionSpec,
+    f: str,
+    aligned: Aligned,
+    groups: dict[CellKey, npt.NDArray[np.intp]],
+    scored: npt.NDArray[np.bool_],
+    vocab: dict[str, int],
+) -> Any:
+    ths = [spec.threshold(f, x) for x in aligned.labels]
+    return field_pairs(ths, aligned, groups, scored, vocab, count_predicted=True)
+
+
 def insert_predictions(
     conn: Connection,
     vid: int,
@@ -222,8 +309,11 @@ def insert_predictions(
     rows: Sequence[Any],
     new: list[int],
     batches: dict[str, DictBatch],
+    planned: Planned | None = None,
 ) -> None:
-    idx = np.asarray(new, dtype=np.intp)
+    """Store the rows ``new`` and add them to their cells. ``planned``: their plan made
+    before the lock, used unless an actual waits for one of them or the version's
+    segment features changed since."""
     ensure_environment(conn, vid, env)
     segs = segments(conn, vid)
     # actuals that came first, now joined
@@ -240,36 +330,22 @@ def insert_predictions(
             )
         ):
             pending[r.pred_id] = json.loads(r.actuals)
-    kept = [rows[i] for i in new]
-    buckets = (np.array([r.ts for r in kept]) // 3600).astype(np.int64).tolist()
-    row_segs, seg_texts = row_segments([r.feature_values for r in kept], segs)
-    insert_many(conn, t.predictions, prediction_tuples(vid, env, kept, buckets, seg_texts))
-    groups = group_rows(buckets, row_segs)
-    features = feature_deltas(spec, [r.feature_values for r in kept], groups)
-    add_feature_cells(conn, vid, env, features)
-    for f in spec.dict_fields:
-        pred = take(batches[f], idx)
-        act = None
-        if pending:
-            act = encode_dicts(
-                [pending.get(i, {}).get(f) for i in new_ids],
-                f"actuals.{f}",
-                declared=spec.labels.get(f),
-                policy="ignore" if spec.unknown_labels != "learn" else "learn",
-                binary=True,
-            )
-            act.unseen = {}  # counted when the actuals came
-        vocab = learn(conn, vid, f, [pred])
-        aligned = Aligned(pred, act)
-        scored = pred.has | aligned.labeled
-        deltas = field_deltas(spec, f, aligned, groups, scored, joined=False)
-        add_cells(conn, vid, env, f, vocab, aligned.labels, *deltas, coarse=coarse_map(spec, f)[0])
+    plan = planned
+    if plan is None or pending or plan.segs != segs:
+        idx = np.asarray(new, dtype=np.intp)
+        preds = {f: take(batches[f], idx) for f in spec.dict_fields}
+        plan = plan_predictions(vid, spec, env, [rows[i] for i in new], preds, segs, {}, pending)
+    insert_many(conn, t.predictions, plan.tuples)
+    add_feature_cells(conn, vid, env, plan.features)
+    for f, fp in plan.fields.items():
+        vocab = learn(conn, vid, f, [fp.pred])
+        labels = fp.aligned.labels
+        add_cells(conn, vid, env, f, vocab, labels, *fp.deltas, coarse=coarse_map(spec, f)[0])
         if len(vocab) <= MAX_PAIR_LABELS:
-            ths = [spec.threshold(f, x) for x in aligned.labels]
-            add_pairs(
-                conn, vid, env, f,
-                field_pairs(ths, aligned, groups, scored, vocab, count_predicted=True),
-            )  # fmt: skip
+            pairs = fp.pairs
+            if pairs is None or fp.ids != [vocab[x] for x in labels]:
+                pairs = _pairs(spec, f, fp.aligned, plan.groups, fp.scored, vocab)
+            add_pairs(conn, vid, env, f, pairs)
     if pending:
         for chunk in chunks(list(pending)):
             conn.execute(
