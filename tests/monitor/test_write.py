@@ -43,9 +43,7 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Monit
 
 
 def _create(mon: Monitor, **kwargs: Any) -> None:
-    mon.create_model_version(
-        "m", "v1", features=FEATURES, predictions=PREDICTIONS, **kwargs
-    )
+    mon.create_model_version("m", "v1", features=FEATURES, predictions=PREDICTIONS, **kwargs)
 
 
 def _rows(mon: Monitor) -> dict[str, list[tuple[Any, ...]]]:
@@ -129,7 +127,9 @@ def test_a_plan_of_other_label_ids_is_recounted(pair: tuple[Monitor, Monitor]) -
     _plain_write(b, first)
     known = _vocab(b)
     # ids as another database (or a stale snapshot) might number them: permuted
-    wrong = {f: dict(zip(ids, reversed(list(ids.values())), strict=True)) for f, ids in known.items()}
+    wrong = {
+        f: dict(zip(ids, reversed(list(ids.values())), strict=True)) for f, ids in known.items()
+    }
     assert wrong != known
     _plain_write(a, second)
     _planned_write(b, second, [], wrong)
