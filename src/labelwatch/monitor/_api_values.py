@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from labelwatch.monitor._ingest import parse_time
+from labelwatch.monitor._util import _iso as iso
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+    return None if ts is None else iso(ts)
 
 
 def _at(value: Any, what: str = "now") -> float:

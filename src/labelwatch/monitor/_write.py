@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -49,6 +48,7 @@ from labelwatch.monitor._ingest import (
 )
 from labelwatch.monitor._pairs import MAX_PAIR_LABELS, add_pairs, field_pairs
 from labelwatch.monitor._schema import VersionSpec
+from labelwatch.monitor._util import _iso
 
 __all__ = [
     "Planned",
@@ -65,10 +65,6 @@ __all__ = [
 
 def _now() -> float:
     return time.time()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def vocab(conn: Connection, vid: int) -> dict[str, dict[str, int]]:

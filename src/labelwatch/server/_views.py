@@ -27,6 +27,7 @@ from labelwatch.errors import (
 )
 from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import MAX_PAIR_LABELS, Monitor
+from labelwatch.monitor._util import _iso
 from labelwatch.server._errors import jsonable
 from labelwatch.server._summary import summarize
 
@@ -72,10 +73,6 @@ def dumps_for_script(data: Any) -> str:
                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
     return text
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _epoch(iso: str) -> float:
