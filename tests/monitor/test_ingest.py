@@ -292,7 +292,7 @@ def test_column_pass_takes_plain_batches_and_leaves_odd_ones() -> None:
         assert _column_rows(SPEC, odd) is None, change
 
 
-def test_dump_each_splits_only_where_items_end() -> None:
+def test_dump_each_gives_each_dicts_json() -> None:
     dicts = [{"a": "},{"}, {}, {"b": {"c": [{"d": 1}, {"e": 2}]}}, {"x": 0.1}]
     assert _dump_each(dicts) == [json.dumps(d, separators=(",", ":")) for d in dicts]
     assert _dump_each([{}, {}, {"a": 1}]) == ["{}", "{}", '{"a":1}']
