@@ -270,14 +270,7 @@ def plan_predictions(
         pred = preds[f]
         act = None
         if pending:
-            act = encode_dicts(
-                [pending.get(r.id, {}).get(f) for r in kept],
-                f"actuals.{f}",
-                declared=spec.labels.get(f),
-                policy="ignore" if spec.unknown_labels != "learn" else "learn",
-                binary=True,
-            )
-            act.unseen = {}  # counted when the actuals came
+            act = _counted(spec, f, "actuals", [pending.get(r.id, {}).get(f) for r in kept])
         aligned = Aligned(pred, act)
         scored = pred.has | aligned.labeled
         deltas = field_deltas(spec, f, aligned, groups, scored, joined=False)
@@ -288,6 +281,21 @@ def plan_predictions(
             pairs = _pairs(spec, f, aligned, groups, scored, vocab)
         fields[f] = _FieldPlan(pred, aligned, scored, deltas, pairs, ids)
     return Planned(segs, tuples, groups, features, fields)
+
+
+def _counted(spec: VersionSpec, f: str, kind: str, values: list[Any]) -> DictBatch:
+    """The ``kind`` dicts of field ``f`` that were stored earlier (actuals waiting for
+    their prediction, or predictions their actuals join): their unseen labels were
+    counted when they came."""
+    batch = encode_dicts(
+        values,
+        f"{kind}.{f}",
+        declared=spec.labels.get(f),
+        policy="ignore" if spec.unknown_labels != "learn" else "learn",
+        binary=kind == "actuals",
+    )
+    batch.unseen = {}
+    return batch
 
 
 def _pairs(
@@ -478,14 +486,7 @@ def join_actuals(
     idx = np.asarray(join, dtype=np.intp)
     for f, batch in acts.items():
         act = take(batch, idx)
-        pred = encode_dicts(
-            [v.get(f) for v in values],
-            f"predictions.{f}",
-            declared=spec.labels.get(f),
-            policy="ignore" if spec.unknown_labels != "learn" else "learn",
-            binary=False,
-        )
-        pred.unseen = {}  # counted when the prediction came
+        pred = _counted(spec, f, "predictions", [v.get(f) for v in values])
         al = Aligned(pred, act)
         # a prediction without the field was never counted; its actual makes it scored
         deltas_new = field_deltas(spec, f, al, groups, al.labeled & ~pred.has, joined=False)
