@@ -261,10 +261,11 @@ def plan_predictions(
     by the segment features ``segs``; ``pending``: actuals waiting for them, by id. Label
     pairs are counted now when ``known`` (field -> {label: id}) holds every label."""
     buckets = (np.array([r.ts for r in kept]) // 3600).astype(np.int64).tolist()
-    row_segs, seg_texts = row_segments([r.feature_values for r in kept], segs)
+    values = [r.feature_values for r in kept]
+    row_segs, seg_texts = row_segments(values, segs)
     tuples = prediction_tuples(vid, env, kept, buckets, seg_texts)
     groups = group_rows(buckets, row_segs)
-    features = feature_deltas(spec, [r.feature_values for r in kept], groups)
+    features = feature_deltas(spec, values, groups)
     fields: dict[str, _FieldPlan] = {}
     for f in spec.dict_fields:
         pred = preds[f]
