@@ -100,6 +100,7 @@ def serve(db_url: str, workers: int = 1, token: str | None = None) -> Iterator[t
                              "--workers", str(workers)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tokens: list[str] = [] if token is None else [token]
+    started: list[str] = []  # one line per worker whose app is up
 
     def read() -> None:
         assert proc.stdout is not None
@@ -107,13 +108,17 @@ def serve(db_url: str, workers: int = 1, token: str | None = None) -> Iterator[t
             found = re.search(r"admin token: (\S+)", line)
             if found:
                 tokens.append(found.group(1))
+            if "Application startup complete" in line:
+                started.append(line)
 
     threading.Thread(target=read, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200 and tokens:
+                ok = httpx.get(url + "/healthz", timeout=1).status_code == 200
+                if ok and tokens and len(started) >= workers:  # all workers, not the first
+                    time.sleep(0.5)  # each listens just after it logs its app's startup
                     break
             except httpx.TransportError:
                 pass

@@ -122,6 +122,7 @@ def serve(
     import uvicorn
 
     from labelwatch.monitor import Monitor
+    from labelwatch.server._balance import LOOP
     from labelwatch.server._workers import ENV, FACTORY, ServeSettings, build_app, log_config
 
     monitor = _open_monitor(db)  # creates or upgrades the schema once, before any worker
@@ -148,6 +149,8 @@ def serve(
                 # a worker must answer uvicorn's ping within this while it still imports
                 # numpy and the app (the default 5 s kills workers on a busy machine)
                 options["timeout_worker_healthcheck"] = 30
+            # connections to the least-loaded worker, not all to the first awake
+            options["loop"] = LOOP
             uvicorn.run(FACTORY, factory=True, workers=workers, **options)
     finally:
         monitor.close()

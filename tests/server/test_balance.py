@@ -1,0 +1,243 @@
+"""Connections spread over the workers (``server/_balance.py``): a worker holding fewer
+connections takes the next one; none is lost when only a busier worker is there."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labelwatch.server._balance import Acceptor, loop_class, loop_factory
+from tests.server.helpers import wait_for
+from tests.server.test_workers import pids, serve_workers
+
+
+class _Named(asyncio.Protocol):
+    """Answers each message with its worker's name; stays open until the client closes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(self.name.encode())  # type: ignore[attr-defined]
+
+
+class _Worker:
+    """A balancing loop in a thread serving a shared listening socket, as one worker
+    process does (each has its own descriptor of the socket and its own epoll)."""
+
+    def __init__(self, name: str, listener: socket.socket) -> None:
+        self.name = name
+        self.loop = loop_class()()
+        self.acceptor: Acceptor | None = None
+        ready = threading.Event()
+
+        async def start() -> None:
+            sock = listener.dup()
+            server = await self.loop.create_server(lambda: _Named(name), sock=sock)
+            assert isinstance(server, Acceptor)
+            self.acceptor = server
+            ready.set()
+
+        self.thread = threading.Thread(
+            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()),
+            daemon=True,
+        )
+        self.thread.start()
+        assert ready.wait(10)
+
+    def held(self) -> int:
+        assert self.acceptor is not None
+        return self.loop_call(self.acceptor.open_connections)
+
+    def close(self) -> None:
+        assert self.acceptor is not None
+        self.loop_call(self.acceptor.close)
+
+    def loop_call(self, fn):  # type: ignore[no-untyped-def]
+        done: list[object] = []
+        self.loop.call_soon_threadsafe(lambda: done.append(fn()))
+        wait_for(lambda: done, timeout=10, what=f"{fn} on {self.name}")
+        return done[0]
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@contextmanager
+def workers(*names: str) -> Iterator[tuple[int, list[_Worker]]]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not listening: as uvicorn's parent leaves it
+    started = [_Worker(name, listener) for name in names]
+    try:
+        yield listener.getsockname()[1], started
+    finally:
+        for w in started:
+            w.stop()
+        listener.close()
+
+
+def ask(port: int) -> tuple[socket.socket, str]:
+    """A new connection and the name of the worker answering on it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"?")
+    return s, s.recv(100).decode()
+
+
+def ask_together(port: int, k: int) -> tuple[list[socket.socket], list[str]]:
+    """``k`` connections opened at the same moment (threads behind a barrier)."""
+    barrier = threading.Barrier(k)
+    out: list[tuple[socket.socket, str] | None] = [None] * k
+
+    def one(i: int) -> None:
+        barrier.wait()
+        out[i] = ask(port)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    done = [x for x in out if x is not None]
+    assert len(done) == k
+    return [s for s, _ in done], [n for _, n in done]
+
+
+def test_connections_opened_together_go_to_different_workers() -> None:
+    with workers("a", "b") as (port, ws):
+        for _ in range(20):
+            socks, names = ask_together(port, 2)
+            assert sorted(names) == ["a", "b"]
+            assert [w.held() for w in ws] == [1, 1]
+            for s in socks:
+                s.close()
+            wait_for(lambda: [w.held() for w in ws] == [0, 0], what="closed connections")
+
+
+def test_each_new_connection_goes_to_the_worker_holding_fewer() -> None:
+    with workers("a", "b", "c") as (port, ws):
+        socks, names = [], []
+        for _ in range(6):  # one after another, each kept open
+            s, name = ask(port)
+            socks.append(s)
+            names.append(name)
+        assert sorted(names) == ["a", "a", "b", "b", "c", "c"]
+        assert [w.held() for w in ws] == [2, 2, 2]
+        for s in socks:
+            s.close()
+
+
+def test_a_lone_busy_worker_still_takes_every_connection() -> None:
+    """Waiting for a less busy worker costs at most 8 steps of 2 ms; nothing is refused."""
+    with workers("a") as (port, ws):
+        start = time.perf_counter()
+        socks = [ask(port)[0] for _ in range(12)]
+        assert ws[0].held() == 12
+        assert time.perf_counter() - start < 5  # generous: the waits add up to ~0.2 s
+        for s in socks:
+            s.close()
+        wait_for(lambda: ws[0].held() == 0, what="closed connections")
+
+
+def test_a_closed_acceptor_takes_no_more_connections() -> None:
+    with workers("a", "b") as (port, ws):
+        ws[0].close()
+        assert ws[0].acceptor is not None and not ws[0].acceptor.is_serving()
+        socks, names = ask_together(port, 3)
+        assert names == ["b"] * 3
+        for s in socks:
+            s.close()
+
+
+def test_other_servers_are_the_loops_own() -> None:
+    """Only an inherited TCP socket is balanced; host and port, Unix sockets, TLS: the
+    loop's own ``create_server``."""
+    loop = loop_factory()
+    assert isinstance(loop, loop_class())
+    assert loop_factory(use_subprocess=False) is loop_class()
+
+    async def main() -> None:
+        server = await loop.create_server(asyncio.Protocol, host="127.0.0.1", port=0)
+        assert not isinstance(server, Acceptor)
+        server.close()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+# ------------------------------------------------------------- labelwatch serve
+def test_serve_workers_share_connections_opened_together(tmp_path: Path) -> None:
+    """``labelwatch serve --workers 2``: two clients connecting at the same moment are
+    served by the two workers, round after round (the access log names the worker
+    process and the client's port of each request)."""
+    server = serve_workers(f"sqlite:///{tmp_path / 'm.db'}", 2)
+    try:
+        # a worker logs its app's startup just before it listens: wait until both answer
+        wait_for(
+            lambda: (
+                httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+                and len(pids(server.output, '"GET /healthz')) == 2
+            ),
+            what="both workers answering",
+        )
+        for round_ in range(10):
+            socks, _ = ask_together_http(server.port)
+            ports = {s.getsockname()[1] for s in socks}
+
+            def served_by(ports: set[int] = ports) -> dict[int, int]:
+                found = {}
+                for line in list(server.output):
+                    m = re.search(r"\[(\d+)\] 127\.0\.0\.1:(\d+) - \"GET /healthz", line)
+                    if m and int(m.group(2)) in ports:
+                        found[int(m.group(2))] = int(m.group(1))
+                return found
+
+            found = wait_for(lambda: len(served_by()) == 2 and served_by(), what="access log")
+            assert len(set(found.values())) == 2, f"round {round_}: one worker took both"
+            for s in socks:
+                s.close()
+            time.sleep(0.2)  # the workers see the connections closed
+    finally:
+        server.stop()
+    assert "Traceback" not in "".join(server.output)
+
+
+def ask_together_http(port: int) -> tuple[list[socket.socket], list[bytes]]:
+    barrier = threading.Barrier(2)
+    out: list[tuple[socket.socket, bytes] | None] = [None, None]
+
+    def one(i: int) -> None:
+        barrier.wait()
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        out[i] = (s, s.recv(1000))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    done = [x for x in out if x is not None]
+    assert len(done) == 2 and all(b" 200 " in r for _, r in done)
+    return [s for s, _ in done], [r for _, r in done]
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_leak() -> Iterator[None]:
+    before = threading.active_count()
+    yield
+    wait_for(lambda: threading.active_count() <= before, timeout=10, what="threads ended")
