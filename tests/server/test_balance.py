@@ -140,12 +140,11 @@ def test_each_new_connection_goes_to_the_worker_holding_fewer() -> None:
 
 
 def test_a_lone_busy_worker_still_takes_every_connection() -> None:
-    """Waiting for a less busy worker costs at most 8 steps of 2 ms; nothing is refused."""
+    """With no worker holding fewer, the busy one takes each connection after its wait
+    (at most 8 steps of 2 ms): nothing is refused or left waiting."""
     with workers("a") as (port, ws):
-        start = time.perf_counter()
         socks = [ask(port)[0] for _ in range(12)]
         assert ws[0].held() == 12
-        assert time.perf_counter() - start < 5  # generous: the waits add up to ~0.2 s
         for s in socks:
             s.close()
         wait_for(lambda: ws[0].held() == 0, what="closed connections")

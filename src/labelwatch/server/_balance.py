@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LOOP", "Acceptor", "loop_factory"]
+__all__ = ["LOOP", "Acceptor", "loop_class", "loop_factory"]
 
 LOOP = "labelwatch.server._balance:loop_factory"
 """The import string given to uvicorn as its ``loop`` setting."""
