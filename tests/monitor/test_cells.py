@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from labelwatch.metrics import ScoreSketch
 from labelwatch.monitor import Monitor
 from labelwatch.monitor import _tables as t
-from labelwatch.monitor._cells import decode_counts, encode_counts, merge_counts
+from labelwatch.monitor._cells import decode_counts, encode_counts, merge_counts, rows_by_id
+from tests.databases import db_urls
 from tests.monitor.helpers import (
     LABELS,
     T0,
@@ -419,3 +420,64 @@ def test_downgrade_rewrites_integer_cells_in_the_float_forms(mon: Monitor) -> No
     upgrade(mon._engine)
     again = mon.sketch("movies", "v1", "production", "genres")
     np.testing.assert_array_equal(again.counts, sketch.counts)
+
+
+# ------------------------------------------------------------------ rows_by_id
+def _logged(mon: Monitor, n: int) -> None:
+    mon.create_model_version(
+        "m", "v1", features={"year": "numeric", "country": "categorical"},
+        predictions={"genres": "dict"},
+    )
+    for start in range(0, n, 5000):
+        for env in ("production", "staging"):
+            mon.log_predictions(
+                "m", "v1", env, make_predictions(min(5000, n - start), seed=start, start=start)
+            )
+
+
+def test_rows_by_id_selects_the_rows_of_those_ids(mon: Monitor) -> None:
+    """Of one version and environment, the ids asked for that are stored, with the
+    extra condition; ids not stored are left out (an oracle: every stored row read)."""
+    _logged(mon, 300)
+    p = t.predictions
+    asked = [f"p{i}" for i in range(0, 400, 7)] + ["p3", "nope"]
+    with mon._engine.connect() as conn:
+        vid = conn.execute(sa.select(p.c.version_id).limit(1)).scalar_one()
+        every = conn.execute(sa.select(p.c.pred_id, p.c.environment, p.c.bucket)).all()
+        cols = [p.c.pred_id, p.c.bucket]
+        got = conn.execute(rows_by_id(conn, p, cols, vid, "staging", asked)).all()
+        odd = conn.execute(
+            rows_by_id(conn, p, cols, vid, "staging", asked, p.c.bucket % 2 == 1)
+        ).all()
+        none = conn.execute(rows_by_id(conn, p, cols, vid + 1, "staging", asked)).all()
+    want = {(r.pred_id, r.bucket) for r in every if r.environment == "staging" and r.pred_id in asked}
+    assert len(want) == 44  # p0..p294 step 7, p3; not p301.., not "nope"
+    assert sorted((r.pred_id, r.bucket) for r in got) == sorted(want)
+    assert sorted((r.pred_id, r.bucket) for r in odd) == sorted(x for x in want if x[1] % 2)
+    assert none == []
+
+
+def test_rows_by_id_looks_each_id_up_by_primary_key_on_postgresql(tmp_path: Any) -> None:
+    """Never analyzed, the table's statistics say a version has a couple of rows; the
+    plain ``pred_id = ANY(array)`` then reads all of the version's rows and filters them.
+    ``rows_by_id`` probes the primary key once per id whatever the statistics say."""
+    for url in db_urls("postgresql", tmp_path):
+        with Monitor(url) as mon:
+            _logged(mon, 10_000)
+            p = t.predictions
+            asked = [f"p{i}" for i in range(0, 10_000, 3)]
+            with mon._engine.connect() as conn:
+                vid = conn.execute(sa.select(p.c.version_id).limit(1)).scalar_one()
+
+                def plan(stmt: Any) -> str:
+                    sql = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+                    rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE) {sql}").all()
+                    return "\n".join(r[0] for r in rows)
+
+                cols = [p.c.pred_id, p.c.digest]
+                ours = plan(rows_by_id(conn, p, cols, vid, "production", asked))
+            assert "Nested Loop" in ours, ours
+            assert "Rows Removed by Filter" not in ours, ours
+            cond = [line for line in ours.splitlines() if "Index Cond" in line]
+            assert len(cond) == 1 and "pred_id" in cond[0], ours
+            assert "loops=3334" in ours, ours

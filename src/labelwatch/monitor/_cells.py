@@ -44,6 +44,7 @@ __all__ = [
     "in_",
     "insert_many",
     "merge_counts",
+    "rows_by_id",
     "take",
     "write_cells",
 ]
@@ -384,6 +385,34 @@ def in_(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
     # SQLite: one JSON array parameter read by json_each, for the same reason
     each = sa.func.json_each(sa.literal(to_json(list(values)))).table_valued("value")
     return column.in_(sa.select(each.c.value))
+
+
+def rows_by_id(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[Any],
+    vid: int,
+    env: str,
+    ids: Sequence[str],
+    *where: Any,
+) -> sa.Select[Any]:
+    """``SELECT columns`` of the rows of ``table`` (keyed by version, environment and
+    prediction id) of ``vid`` and ``env`` whose id is one of ``ids`` (and ``where``).
+
+    On PostgreSQL one primary-key lookup per id, whatever the table's statistics: with
+    ``pred_id = ANY(array)`` the planner, when the statistics are stale (a version's
+    first minutes, a new version or environment on a large table), reads every row of
+    the version and filters them. For 5,000 ids among 150,000 stored rows: 48 ms, and
+    growing with the rows, against 7 ms (``unnest`` joined to a ``LATERAL`` lookup that
+    ``OFFSET 0`` keeps from being flattened into a hash join)."""
+    keys = [table.c.version_id == vid, table.c.environment == env, *where]
+    if conn.dialect.name != "postgresql":
+        return sa.select(*columns).where(*keys, in_(conn, table.c.pred_id, ids))
+    array = sa.literal(list(ids), type_=ARRAY(table.c.pred_id.type))
+    wanted = sa.func.unnest(array).table_valued("id").render_derived(name="wanted")
+    lookup = sa.select(*columns).where(*keys, table.c.pred_id == wanted.c.id).offset(0)
+    found = lookup.lateral("found")
+    return sa.select(*found.c).select_from(wanted).join(found, sa.true())
 
 
 def insert_many(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:

@@ -33,6 +33,7 @@ from labelwatch.monitor._cells import (
     field_deltas,
     in_,
     insert_many,
+    rows_by_id,
     take,
 )
 from labelwatch.monitor._feature_cells import add_feature_cells, feature_deltas
@@ -204,9 +205,7 @@ def stored_predictions(
     out: dict[str, tuple[str, float]] = {}
     for chunk in chunks(sorted(set(ids))):
         for r in conn.execute(
-            sa.select(p.c.pred_id, p.c.digest, p.c.ts).where(
-                p.c.version_id == vid, p.c.environment == env, in_(conn, p.c.pred_id, chunk)
-            )
+            rows_by_id(conn, p, [p.c.pred_id, p.c.digest, p.c.ts], vid, env, chunk)
         ):
             out[r.pred_id] = (r.digest, float(r.ts))
     return out
@@ -331,13 +330,9 @@ def insert_predictions(
     pending: dict[str, Any] = {}
     new_ids = [rows[i].id for i in new]
     for chunk in chunks(new_ids):
+        columns = [a.c.pred_id, a.c.actuals]
         for r in conn.execute(
-            sa.select(a.c.pred_id, a.c.actuals).where(
-                a.c.version_id == vid,
-                a.c.environment == env,
-                in_(conn, a.c.pred_id, chunk),
-                a.c.joined == sa.false(),
-            )
+            rows_by_id(conn, a, columns, vid, env, chunk, a.c.joined == sa.false())
         ):
             pending[r.pred_id] = json.loads(r.actuals)
     plan = planned
@@ -388,11 +383,7 @@ def write_actuals(
     stored: dict[str, str] = {}
     for chunk in chunks(sorted({r.id for r in rows})):
         for row in conn.execute(
-            sa.select(a.c.pred_id, a.c.digest).where(
-                a.c.version_id == vid,
-                a.c.environment == environment,
-                in_(conn, a.c.pred_id, chunk),
-            )
+            rows_by_id(conn, a, [a.c.pred_id, a.c.digest], vid, environment, chunk)
         ):
             stored[row.pred_id] = row.digest
     new: list[int] = []
@@ -425,13 +416,8 @@ def write_actuals(
         return {"accepted": 0, "pending": 0}
     preds: dict[str, Any] = {}
     for chunk in chunks([rows[i].id for i in new]):
-        for pr in conn.execute(
-            sa.select(p.c.pred_id, p.c.predictions, p.c.bucket, p.c.segments).where(
-                p.c.version_id == vid,
-                p.c.environment == environment,
-                in_(conn, p.c.pred_id, chunk),
-            )
-        ):
+        columns = [p.c.pred_id, p.c.predictions, p.c.bucket, p.c.segments]
+        for pr in conn.execute(rows_by_id(conn, p, columns, vid, environment, chunk)):
             preds[pr.pred_id] = pr
     insert_many(
         conn,
