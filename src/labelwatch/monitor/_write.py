@@ -31,7 +31,6 @@ from labelwatch.monitor._cells import (
     chunks,
     coarse_map,
     field_deltas,
-    in_,
     insert_many,
     rows_by_id,
     take,
@@ -351,13 +350,17 @@ def insert_predictions(
             if pairs is None or fp.ids != [vocab[x] for x in labels]:
                 pairs = _pairs(spec, f, fp.aligned, plan.groups, fp.scored, vocab)
             add_pairs(conn, vid, env, f, pairs)
-    if pending:
-        for chunk in chunks(list(pending)):
-            conn.execute(
-                sa.update(a)
-                .where(a.c.version_id == vid, a.c.environment == env, in_(conn, a.c.pred_id, chunk))
-                .values(joined=True)
+    if pending:  # one primary-key update each (see ``rows_by_id`` for why not ``IN``)
+        conn.execute(
+            sa.update(a)
+            .where(
+                a.c.version_id == vid,
+                a.c.environment == env,
+                a.c.pred_id == sa.bindparam("joined_id"),
             )
+            .values(joined=True),
+            [{"joined_id": x} for x in pending],
+        )
 
 
 def ensure_environment(conn: Connection, vid: int, env: str) -> None:
