@@ -9,7 +9,7 @@ over the batch's labels and added by read, sum, write under the version's write 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "merge_counts",
     "rows_by_id",
     "take",
+    "update_by_id",
     "write_cells",
 ]
 
@@ -413,6 +414,33 @@ def rows_by_id(
     lookup = sa.select(*columns).where(*keys, table.c.pred_id == wanted.c.id).offset(0)
     found = lookup.lateral("found")
     return sa.select(*found.c).select_from(wanted).join(found, sa.true())
+
+
+def update_by_id(
+    conn: Connection,
+    table: sa.Table,
+    vid: int,
+    env: str,
+    changes: Sequence[tuple[str, Mapping[str, Any]]],
+) -> None:
+    """Set, on the row of ``vid``, ``env`` and each prediction id, its ``{column: value}``
+    (the same columns in every change): one primary-key update per id, in order
+    (executemany; not ``pred_id IN``, which stale statistics make a scan, see
+    :func:`rows_by_id`)."""
+    if not changes:
+        return
+    columns = list(changes[0][1])
+    stmt = (
+        sa.update(table)
+        .where(
+            table.c.version_id == vid,
+            table.c.environment == env,
+            table.c.pred_id == sa.bindparam("b_id"),
+        )
+        .values({c: sa.bindparam(f"b_{c}") for c in columns})
+    )
+    params = [{"b_id": i, **{f"b_{c}": v[c] for c in columns}} for i, v in changes]
+    conn.execute(stmt, params)
 
 
 def insert_many(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:

@@ -29,6 +29,7 @@ from labelwatch.errors import (
 from labelwatch.metrics import SampleStats, ScoreSketch
 from labelwatch.monitor import _tables as t
 from labelwatch.monitor._alerting import AlertsMixin
+from labelwatch.monitor._cells import update_by_id
 from labelwatch.monitor._ingest import (
     ActualRow,
     DictBatch,
@@ -530,21 +531,10 @@ class Monitor(AlertsMixin, QueriesMixin):
         _name(environment, "environment")
         vid, spec = self._version(model_id, model_version)
         pairs = parse_raw_inputs(spec, records)
-        p = t.predictions
         with write_transaction(self._engine, vid) as conn:
             stored = stored_predictions(conn, vid, environment, [i for i, _ in pairs])
-            todo = [{"b_id": i, "b_raw": raw} for i, raw in pairs if i in stored]
-            if todo:
-                conn.execute(
-                    sa.update(p)
-                    .where(
-                        p.c.version_id == vid,
-                        p.c.environment == environment,
-                        p.c.pred_id == sa.bindparam("b_id"),
-                    )
-                    .values(raw_inputs=sa.bindparam("b_raw")),
-                    todo,
-                )
+            todo = [(i, {"raw_inputs": raw}) for i, raw in pairs if i in stored]
+            update_by_id(conn, t.predictions, vid, environment, todo)
         return {"accepted": len(todo), "missing": len(pairs) - len(todo)}
 
     # ============================================================== baselines

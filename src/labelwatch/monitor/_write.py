@@ -34,6 +34,7 @@ from labelwatch.monitor._cells import (
     insert_many,
     rows_by_id,
     take,
+    update_by_id,
 )
 from labelwatch.monitor._feature_cells import add_feature_cells, feature_deltas
 from labelwatch.monitor._ingest import (
@@ -328,8 +329,8 @@ def insert_predictions(
     a = t.actuals
     pending: dict[str, Any] = {}
     new_ids = [rows[i].id for i in new]
+    columns = [a.c.pred_id, a.c.actuals]
     for chunk in chunks(new_ids):
-        columns = [a.c.pred_id, a.c.actuals]
         for r in conn.execute(
             rows_by_id(conn, a, columns, vid, env, chunk, a.c.joined == sa.false())
         ):
@@ -350,17 +351,7 @@ def insert_predictions(
             if pairs is None or fp.ids != [vocab[x] for x in labels]:
                 pairs = _pairs(spec, f, fp.aligned, plan.groups, fp.scored, vocab)
             add_pairs(conn, vid, env, f, pairs)
-    if pending:  # one primary-key update each (see ``rows_by_id`` for why not ``IN``)
-        conn.execute(
-            sa.update(a)
-            .where(
-                a.c.version_id == vid,
-                a.c.environment == env,
-                a.c.pred_id == sa.bindparam("joined_id"),
-            )
-            .values(joined=True),
-            [{"joined_id": x} for x in pending],
-        )
+    update_by_id(conn, a, vid, env, [(x, {"joined": True}) for x in pending])
 
 
 def ensure_environment(conn: Connection, vid: int, env: str) -> None:
@@ -418,8 +409,8 @@ def write_actuals(
     if not new:
         return {"accepted": 0, "pending": 0}
     preds: dict[str, Any] = {}
+    columns = [p.c.pred_id, p.c.predictions, p.c.bucket, p.c.segments]
     for chunk in chunks([rows[i].id for i in new]):
-        columns = [p.c.pred_id, p.c.predictions, p.c.bucket, p.c.segments]
         for pr in conn.execute(rows_by_id(conn, p, columns, vid, environment, chunk)):
             preds[pr.pred_id] = pr
     insert_many(
