@@ -122,7 +122,7 @@ def serve(
     import uvicorn
 
     from labelwatch.monitor import Monitor
-    from labelwatch.server._balance import LOOP
+    from labelwatch.server._balance import BOARD_ENV, LOOP, Board
     from labelwatch.server._workers import ENV, FACTORY, ServeSettings, build_app, log_config
 
     monitor = _open_monitor(db)  # creates or upgrades the schema once, before any worker
@@ -151,7 +151,11 @@ def serve(
                 options["timeout_worker_healthcheck"] = 30
             # connections to the least-loaded worker, not all to the first awake
             options["loop"] = LOOP
-            uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+            board = os.environ[BOARD_ENV] = Board.create()
+            try:
+                uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+            finally:
+                os.unlink(board)
     finally:
         monitor.close()
 
