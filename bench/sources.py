@@ -107,6 +107,18 @@ def read_floor(pattern: str) -> float:
         con.close()
 
 
+def pyarrow_floor(paths: list[Path]) -> float:
+    """Seconds pyarrow takes to read the same two MAP columns into Arrow batches, the
+    label keys read as dictionaries (a bound for a reader other than DuckDB's)."""
+    keys = ["genres.key_value.key", "actual_genres.key_value.key"]
+    start = time.perf_counter()
+    for path in paths:
+        with pq.ParquetFile(path, read_dictionary=keys) as f:
+            for group in range(f.num_row_groups):  # smaller batches: not with these keys
+                f.read_row_group(group, columns=["genres", "actual_genres"])
+    return time.perf_counter() - start
+
+
 def run(engine: str, pattern: str, db: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, engine, pattern, db],
@@ -135,7 +147,12 @@ def main() -> None:
         floor = read_floor(pattern)
         print(
             f"  DuckDB  reading the two MAP columns alone (2 threads, Arrow batches): "
-            f"{floor:.1f} s, {N / floor:,.0f} rows/s: the floor of any pass over them"
+            f"{floor:.1f} s, {N / floor:,.0f} rows/s: the floor of a pass through DuckDB"
+        )
+        arrow = pyarrow_floor(paths)
+        print(
+            f"  pyarrow reading the same (2 threads, label keys as dictionaries):      "
+            f"{arrow:.1f} s, {N / arrow:,.0f} rows/s ({floor / arrow:.1f}x faster than DuckDB)"
         )
         duck = run("duckdb", pattern, f"sqlite:///{d}/duck.db")
         rate = duck["rows"] / duck["seconds"]
