@@ -204,10 +204,16 @@ def test_board_slots_counts_and_stale_workers(monkeypatch: pytest.MonkeyPatch) -
         late.publish(1)
         assert boards[0].fewest_elsewhere() == 1
         late.close()
-        monkeypatch.setattr(Board, "STALE", -1.0)  # every heartbeat is now too old
-        assert boards[0].fewest_elsewhere() is None
-        again = Board(path)
-        again.join()  # a dead worker's slot is reclaimed
+        with monkeypatch.context() as m:
+            m.setattr(Board, "STALE", -1.0)  # every heartbeat is now too old
+            assert boards[0].fewest_elsewhere() is None
+            again = Board(path)
+            again.join()  # a dead (or stalled) worker's slot is taken: the first
+        again.publish(7)
+        assert sorted(boards[2].counts().values()) == [4, 7]  # boards[0] lost its slot
+        boards[0].publish(5)  # it claims another
+        assert sorted(boards[2].counts().values()) == [4, 5, 7]
+        assert boards[0].fewest_elsewhere() == 4 and again.fewest_elsewhere() == 4
         again.close()
     finally:
         for b in boards:

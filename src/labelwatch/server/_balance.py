@@ -121,11 +121,17 @@ class Board:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def publish(self, held: int) -> None:
-        """This worker's count, with a new heartbeat."""
+        """This worker's count, with a new heartbeat. A worker whose slot was taken (its
+        loop stalled past :attr:`STALE`, and a new worker took the slot) claims another."""
         base = self._base
-        if base is not None and self._cells[base] == self._token:
-            self._cells[base + 1] = float(held)
-            self._cells[base + 2] = time.monotonic()
+        if base is None:
+            return
+        if self._cells[base] != self._token:
+            self.join()
+            base = self._base
+            assert base is not None
+        self._cells[base + 1] = float(held)
+        self._cells[base + 2] = time.monotonic()
 
     def counts(self) -> dict[int, int]:
         """The count of each live worker, by slot."""
