@@ -195,9 +195,9 @@ class Acceptor:
             except OSError as exc:
                 logger.warning("no connection balancing: %s", exc)
                 board.close()
-                board = self._board = None
-        if board is not None:
-            self._heartbeat()
+                self._board = None
+            else:
+                self._heartbeat()
         loop.add_reader(self._fd, self._readable)
 
     @property
@@ -277,7 +277,7 @@ class Acceptor:
             logger.warning("accept() failed, retrying in 1 s: %s", exc)
             if self._timer is None:
                 self._loop.remove_reader(self._fd)
-                self._waiting_since = self._loop.time() - self._max_wait
+                self._waiting_since = self._loop.time() - self._max_wait  # then: accept
                 self._timer = self._loop.call_later(1.0, self._look_again)
             return False
         conn.setblocking(False)
