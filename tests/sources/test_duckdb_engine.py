@@ -482,6 +482,37 @@ def _same_tables(x: Summary, y: Summary) -> None:
             assert a[c].dtype == b[c].dtype, (name, c)
 
 
+@pytest.mark.parametrize("n_labels", [130, 300])
+def test_compiled_pass_equals_sql_many_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_labels: int
+) -> None:
+    """More labels than one 64-bit mask word holds (pairs across words), and more than
+    pairs are counted for (256): the compiled pass gives the SQL engine's tables."""
+    import labelwatch.sources._duckdb_pass as engine
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(engine, "_BATCH_ROWS", 97)
+    monkeypatch.setattr(engine, "_CHUNK_ROWS", 300)
+    rng = np.random.default_rng(n_labels)
+    names = [f"x{j}" for j in range(n_labels)]
+    rows = make_rows(600, seed=5)
+    for r in rows:
+        picked = rng.choice(n_labels, size=int(rng.integers(0, 40)), replace=False)
+        r["pred"] = {names[j]: float(rng.random()) for j in picked}
+        if r["act"] is not None:
+            r["act"] = {names[j]: float(rng.random() < 0.5) for j in picked[:25]}
+    path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for("map"))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        assert a.discover(plan) == b.discover(plan)
+        got = b.summarize(plan)
+        _same_tables(a.summarize(plan), got)
+    if n_labels <= 256:  # pairs across mask words were counted
+        assert max(int(x[1:]) for x in got.pairs["label_b"]) >= 128
+
+
 @pytest.mark.parametrize("form", ["map", "struct", "cols"])
 def test_compiled_pass_equals_sql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
@@ -490,10 +521,12 @@ def test_compiled_pass_equals_sql(
     samples table growth) gives the SQL engine's tables, with the labels of discovery
     or others."""
     import labelwatch.sources._duckdb_pass as engine
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
 
-    if not engine.HAVE_NUMBA:
+    if not HAVE_NUMBA:
         pytest.skip("numba not installed")
     monkeypatch.setattr(engine, "_BATCH_ROWS", 61)
+    monkeypatch.setattr(engine, "_CHUNK_ROWS", 200)  # several batches per chunk
     monkeypatch.setattr(engine, "_SLOT_BYTES", 3000)
     rows = make_rows(1500, seed=3)  # ~1000 cells: the cell table grows
     for i, r in enumerate(rows):  # map keys in varying order, some empty maps

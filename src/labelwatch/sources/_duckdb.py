@@ -38,8 +38,6 @@ from labelwatch.sources._duckdb_pass import (
     _INT_COLUMNS,
     _MAX_PAIR_LABELS,
     _NO_FIRST,
-    _POS,
-    HAVE_NUMBA,
     _concat,
     _FieldAcc,
     _objects,
@@ -62,6 +60,7 @@ from labelwatch.sources._duckdb_sql import (
     _Side,
     _valid,
 )
+from labelwatch.sources._pass_kernels import _POS, HAVE_NUMBA
 from labelwatch.sources._plan import Discovery, Plan, Summary, Table
 
 if TYPE_CHECKING:

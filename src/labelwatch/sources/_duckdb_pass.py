@@ -3,11 +3,13 @@ two share.
 
 The per-(row, label) aggregates (scores, samples, pairs) in one streamed pass: DuckDB
 projects per row the cell's hash and the dict fields' maps (or value lists), as Arrow
-record batches; compiled loops intern the map keys (a guess from the label that
-followed the previous key last time, else a hash table of the label bytes) and
-accumulate per cell slot. The cell of a hash is read back from the ``rows`` query
-(grouped on the cell and its hash: a collision is seen there and the pass re-run with
-another salt).
+record batches; compiled loops (``_pass_kernels``) intern the map keys (a guess from
+the label that followed the previous key last time, else a hash table of the label
+bytes), encode each batch in row order with its rows written grouped by cell, and add
+chunks of about a million encoded rows up cell by cell into per-cell slots (rows read
+in cell order, or counts added in row order, cost a cache miss per row or per entry).
+The cell of a hash is read back from the ``rows`` query (grouped on the cell and its
+hash: a collision is seen there and the pass re-run with another salt).
 """
 
 from __future__ import annotations
@@ -15,19 +17,29 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 
+from labelwatch.sources._pass_kernels import (
+    _by_slot,
+    _encode,
+    _fnv,
+    _group,
+    _intern,
+    _intern_u64,
+    _rehash,
+    _sample_merge,
+    _scatter,
+    _slots,
+)
 from labelwatch.sources._plan import DenseScores, Plan, Table
 
 if TYPE_CHECKING:
     from labelwatch.sources._duckdb_sql import _Side
 
-F = TypeVar("F", bound=Callable[..., Any])
-_POS = 1 << 20  # rows * _POS + position in the map: order of first appearance
 _MAX_PAIR_LABELS = 256
 
 
@@ -88,339 +100,10 @@ def _lookup(edges: list[float]) -> tuple[int, list[int], list[list[float]]]:
     return cells, lut, tables
 
 
-try:  # the compiled path is optional (the ``fast`` extra); the SQL path otherwise
-    import numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised in environments without numba
-    numba = None  # type: ignore[assignment]
-    HAVE_NUMBA = False
-
 _BATCH_ROWS = 1 << 18
+_CHUNK_ROWS = 1 << 20  # encoded rows added up together
 _SLOT_BYTES = 512 << 20  # the per-cell accumulators of a pass, before a flush
 _NO_FIRST = np.iinfo(np.int64).max
-
-
-def _jit(fn: F) -> F:
-    if not HAVE_NUMBA:
-        return fn
-    jitted: Any = numba.njit(nogil=True, cache=True)(fn)
-    return jitted  # type: ignore[no-any-return]
-
-
-@_jit
-def _fnv(data: Any, start: int, end: int) -> int:
-    h = np.uint64(14695981039346656037)
-    for j in range(start, end):
-        h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
-    out: Any = np.int64(h & np.uint64(0x7FFFFFFFFFFFFFFF))
-    return out  # type: ignore[no-any-return]
-
-
-@_jit
-def _same(data: Any, start: int, end: int, lab: Any, lo: int, hi: int) -> bool:
-    if end - start != hi - lo:
-        return False
-    for j in range(end - start):  # noqa: SIM110 - compiled: no generators
-        if data[start + j] != lab[lo + j]:
-            return False
-    return True
-
-
-@_jit
-def _intern(
-    soff: Any,
-    data: Any,
-    lo: int,
-    hi: int,
-    lab_off: Any,
-    lab: Any,
-    table: Any,
-    nxt: Any,
-    prev: int,
-    code_of: Any,
-    out: Any,
-) -> tuple[int, int]:
-    """Label index of the keys ``lo..hi`` into ``out``; (index of the first unknown key or
-    ``hi``, last index)."""
-    mask = table.shape[0] - 1
-    for j in range(lo, hi):
-        s = soff[j]
-        e = soff[j + 1]
-        g = nxt[prev] if prev >= 0 else -1
-        if g >= 0 and _same(data, s, e, lab, lab_off[g], lab_off[g + 1]):
-            idx = g
-        else:
-            k = _fnv(data, s, e) & mask
-            idx = -1
-            while table[k] >= 0:
-                t = table[k]
-                if _same(data, s, e, lab, lab_off[t], lab_off[t + 1]):
-                    idx = t
-                    break
-                k = (k + 1) & mask
-            if idx < 0:
-                return j, prev
-            if prev >= 0:
-                nxt[prev] = idx
-        out[j] = code_of[idx]
-        prev = idx
-    return hi, prev
-
-
-@_jit
-def _intern_u64(
-    keys: Any, lo: int, table_keys: Any, table_ids: Any, n: int, out: Any
-) -> tuple[int, int]:
-    """Dense ids of the 64-bit ``keys`` from ``lo`` (new ones numbered from ``n``): (the
-    new count, the index reached: below the end when the table is half full (grow it
-    and call again))."""
-    mask = table_keys.shape[0] - 1
-    last_key = np.uint64(0)
-    last_id = -1
-    for i in range(lo, keys.shape[0]):
-        key = keys[i]
-        if last_id >= 0 and key == last_key:
-            out[i] = last_id
-            continue
-        k = np.int64(key & np.uint64(mask))
-        while True:
-            t = table_ids[k]
-            if t < 0:
-                if 2 * (n + 1) > table_keys.shape[0]:
-                    return n, i
-                table_keys[k] = key
-                table_ids[k] = n
-                t = n
-                n += 1
-                break
-            if table_keys[k] == key:
-                break
-            k = (k + 1) & mask
-        out[i] = t
-        last_key = key
-        last_id = t
-    return n, keys.shape[0]
-
-
-@_jit
-def _slots(cells: Any, lo: int, hi: int, slot_of: Any, cell_of: Any, used: int) -> tuple[int, int]:
-    """Give the cells of rows ``lo..`` a slot while there are free slots: (rows done,
-    slots used)."""
-    cap = cell_of.shape[0]
-    for i in range(lo, hi):
-        c = cells[i]
-        if slot_of[c] < 0:
-            if used == cap:
-                return i, used
-            slot_of[c] = used
-            cell_of[used] = c
-            used += 1
-    return hi, used
-
-
-@_jit
-def _sample_add(keys: Any, counts: Any, cell: int, code: int) -> int:
-    """Count one row of ``(cell, code)`` in an open-addressing table (``keys`` (cap, 2),
-    -1: empty); 1 when a key was added."""
-    mask = keys.shape[0] - 1
-    k = ((cell * 1000003) ^ (code * 0x9E3779B1)) & mask
-    while True:
-        if keys[k, 0] < 0:
-            keys[k, 0] = cell
-            keys[k, 1] = code
-            counts[k] = 1
-            return 1
-        if keys[k, 0] == cell and keys[k, 1] == code:
-            counts[k] += 1
-            return 0
-        k = (k + 1) & mask
-
-
-@_jit
-def _by_slot(ids: Any, slot_of: Any, lo: int, hi: int, start: Any, order: Any) -> None:
-    """``order[lo:hi]``: the rows ``lo..hi`` grouped by their cell's slot, in row order
-    within one (a counting sort; ``start`` (slots + 1,) zeros)."""
-    for i in range(lo, hi):
-        start[slot_of[ids[i]] + 1] += 1
-    for s in range(1, start.shape[0]):
-        start[s] += start[s - 1]
-    for i in range(lo, hi):
-        s = slot_of[ids[i]]
-        order[lo + start[s]] = i
-        start[s] += 1
-
-
-@_jit
-def _accumulate(
-    lo: int,
-    hi: int,
-    order: Any,
-    stamp0: int,
-    cells: Any,
-    slot_of: Any,
-    rowno: Any,
-    pk: int,
-    poff: Any,
-    pcode: Any,
-    pval: Any,
-    phas: Any,
-    pkoff: Any,
-    pkv: Any,
-    ptcode: Any,
-    ak: int,
-    aoff: Any,
-    acode: Any,
-    aval: Any,
-    ahas: Any,
-    akoff: Any,
-    akv: Any,
-    atcode: Any,
-    thr: Any,
-    lut: Any,
-    etab: Any,
-    ncell: int,
-    counts: Any,
-    pairs: Any,
-    do_pairs: bool,
-    skeys: Any,
-    scounts: Any,
-    sused: Any,
-    validate: bool,
-    badkey: Any,
-    stats: Any,
-    bad: Any,
-    stamps: Any,
-    lists: Any,
-) -> int:
-    """One field's rows ``order[lo..hi]`` into the accumulators (rows of one cell
-    together: its counts stay in cache while they are added). A side's kind ``pk`` / ``ak``:
-    0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
-    value per row and label, row-major; ``code`` per label; NaN: null). Returns the row
-    position where the samples table became half full (grow it and resume), else ``hi``.
-
-    ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction, in
-    the actual, with actual 1, predicted; ``lists`` (2, L): the row's predicted and true
-    labels; ``stats`` (2, 2, L): per side entries and first ``row * _POS + position``;
-    ``bad`` (2,): per side the first bad entry (validation of map sides)."""
-    steps = etab.shape[0]
-    pw = pcode.shape[0]
-    aw = acode.shape[0]
-    cap = skeys.shape[0]
-    for ii in range(lo, hi):
-        if 2 * sused[0] + 2 > cap:
-            return ii
-        i = order[ii]
-        hp = pk != 0 and phas[i] != 0
-        ha = ak != 0 and ahas[i] != 0
-        if not hp and not ha:
-            continue
-        stamp = stamp0 + i
-        c = slot_of[cells[i]]
-        n_true = 0
-        if ha:
-            a0 = aoff[i] if ak == 1 else i * aw
-            a1 = aoff[i + 1] if ak == 1 else a0 + aw
-            for j in range(a0, a1):
-                pos = j - a0
-                if ak == 2:
-                    k = acode[pos]
-                elif akv[i]:
-                    k = acode[akoff[i] + pos]
-                else:
-                    k = atcode[pos]
-                v = aval[j]
-                if validate and ak == 1:
-                    at = rowno[i] * _POS + (j - a0)
-                    stats[1, 0, k] += 1
-                    if at < stats[1, 1, k]:
-                        stats[1, 1, k] = at
-                    if at < bad[1] and (badkey[k] or not (v == 0.0 or v == 1.0)):
-                        bad[1] = at
-                if k < 0 or v != v:
-                    continue
-                stamps[1, k] = stamp
-                if v == 1.0 and stamps[2, k] != stamp:
-                    stamps[2, k] = stamp
-                    lists[1, n_true] = k
-                    n_true += 1
-        n_pred = 0
-        tp = 0
-        if hp:
-            p0 = poff[i] if pk == 1 else i * pw
-            p1 = poff[i + 1] if pk == 1 else p0 + pw
-            for j in range(p0, p1):
-                pos = j - p0
-                if pk == 2:
-                    k = pcode[pos]
-                elif pkv[i]:
-                    k = pcode[pkoff[i] + pos]
-                else:
-                    k = ptcode[pos]
-                s = pval[j]
-                if validate and pk == 1:
-                    at = rowno[i] * _POS + (j - p0)
-                    stats[0, 0, k] += 1
-                    if at < stats[0, 1, k]:
-                        stats[0, 1, k] = at
-                    if at < bad[0] and (badkey[k] or not (s >= 0.0 and s <= 1.0)):
-                        bad[0] = at
-                if k < 0 or (pk == 2 and s != s):
-                    continue
-                stamps[0, k] = stamp
-                if not (s >= 0.0 and s <= 1.0):
-                    continue
-                outcome = 2
-                if ha:
-                    outcome = 1 if stamps[2, k] == stamp else 0
-                u = int(s * ncell)
-                b = lut[u]
-                for t in range(steps):
-                    b += s > etab[t, u]
-                counts[c, k, outcome, b] += 1
-                if s > thr[k] and stamps[3, k] != stamp:
-                    stamps[3, k] = stamp
-                    lists[0, n_pred] = k
-                    n_pred += 1
-                    if outcome == 1:
-                        tp += 1
-        if ha:
-            a0 = aoff[i] if ak == 1 else i * aw
-            a1 = aoff[i + 1] if ak == 1 else a0 + aw
-            for j in range(a0, a1):
-                pos = j - a0
-                if ak == 2:
-                    k = acode[pos]
-                elif akv[i]:
-                    k = acode[akoff[i] + pos]
-                else:
-                    k = atcode[pos]
-                v = aval[j]
-                if k < 0 or v != v or stamps[0, k] == stamp:
-                    continue
-                counts[c, k, 1 if v == 1.0 else 0, 0] += 1
-        code = n_pred << 1
-        if ha:
-            code |= 1 | (n_true << 21) | (tp << 41)
-        sused[0] += _sample_add(skeys, scounts, cells[i], code)
-        if do_pairs:
-            for x in range(n_pred):
-                a = lists[0, x]
-                for y in range(x, n_pred):
-                    b2 = lists[0, y]
-                    if a <= b2:
-                        pairs[c, 0, a, b2] += 1
-                    else:
-                        pairs[c, 0, b2, a] += 1
-            for x in range(n_true):
-                a = lists[1, x]
-                for y in range(x, n_true):
-                    b2 = lists[1, y]
-                    if a <= b2:
-                        pairs[c, 1, a, b2] += 1
-                    else:
-                        pairs[c, 1, b2, a] += 1
-    return hi
 
 
 class _Labels:
@@ -575,6 +258,11 @@ class _FieldAcc:
     def n(self) -> int:
         return len(self.labels.names)
 
+    @property
+    def words(self) -> int:
+        """Words of a row's label bit masks (0: no pairs counted)."""
+        return (self.cap + 63) // 64 if self.pairs_ok else 0
+
     def slot_bytes(self, cap: int | None = None) -> int:
         cap = self.cap if cap is None else cap
         pairs = 2 * cap * cap if self.pairs_ok and cap <= _MAX_PAIR_LABELS else 0
@@ -605,7 +293,6 @@ class _FieldAcc:
                 stamps[:, :old] = self.stamps
                 stats[:, :, :old] = self.stats
             self.stamps, self.stats = stamps, stats
-            self.lists = np.zeros((2, cap), dtype=np.int32)
             self.badkey = np.array([x == "" for x in self.labels.names] + [False] * (cap - self.n))
         self.cap = cap
         self.slots = slots
@@ -649,17 +336,6 @@ class _FieldAcc:
         self.samples_used[0] = int(live.sum())
 
 
-@_jit
-def _sample_merge(keys: Any, counts: Any, new_keys: Any, new_counts: Any) -> None:
-    for i in range(new_keys.shape[0]):
-        _sample_add(keys, counts, new_keys[i, 0], new_keys[i, 1])
-        mask = keys.shape[0] - 1
-        k = ((new_keys[i, 0] * 1000003) ^ (new_keys[i, 1] * 0x9E3779B1)) & mask
-        while keys[k, 0] != new_keys[i, 0] or keys[k, 1] != new_keys[i, 1]:
-            k = (k + 1) & mask
-        counts[k] += new_counts[i] - 1
-
-
 class _Pass:
     """The result of a streamed pass: per field its accumulators, and the hash of each
     cell id."""
@@ -675,20 +351,18 @@ def _stream(
     validate: bool,
     salt: int,
 ) -> _Pass:
-    """Run the pass' query and feed its batches to the accumulators."""
-    table_keys = np.zeros(1024, dtype=np.uint64)
-    table_ids = np.full(1024, -1, dtype=np.int32)
-    n_cells = 0
-    slot_of = np.full(1024, -1, dtype=np.int32)
-    max_slots = _max_slots(fields)
-    cell_of = np.zeros(1, dtype=np.int32)
-    used = 0
+    """Run the pass' query and feed its batches to the accumulators: each batch encoded
+    in row order (``_encode``), then a chunk of about ``_CHUNK_ROWS`` encoded rows added
+    up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk."""
+    cells = _Cells(fields)
     stamp0 = 1
     dummy_i = np.zeros(1, dtype=np.int64)
     dummy_c = np.zeros(0, dtype=np.int32)
     dummy_f = np.zeros(1, dtype=np.float64)
     dummy_b = np.zeros(1, dtype=np.uint8)
-    kernel: Any = _accumulate
+    pending: list[tuple[Any, list[tuple[Any, ...]]]] = []
+    pending_rows = 0
+    encode: Any = _encode  # its sides' tuples splatted
     reader: Any = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
     batches = reader if os.environ.get("LABELWATCH_DUCKDB_PREFETCH") == "0" else _prefetched(reader)
     for batch in batches:
@@ -696,23 +370,7 @@ def _stream(
         if not n:
             continue
         rowno = batch.column(0).to_numpy() if validate else dummy_i
-        hashes = batch.column(1).to_numpy()
-        ids = np.empty(n, dtype=np.int32)
-        order = np.empty(n, dtype=np.int64)
-        done = 0
-        while True:
-            n_cells, done = _intern_u64(hashes, done, table_keys, table_ids, n_cells, ids)
-            if done == n:
-                break
-            live = table_ids >= 0
-            keys, vals = table_keys[live], table_ids[live]
-            table_keys = np.zeros(2 * len(table_keys), dtype=np.uint64)
-            table_ids = np.full(len(table_keys), -1, dtype=np.int32)
-            _rehash(keys, vals, table_keys, table_ids)
-        if n_cells > len(slot_of):
-            slot_of = np.concatenate(
-                [slot_of, np.full(max(n_cells, len(slot_of)), -1, dtype=np.int32)]
-            )
+        ids = cells.intern(batch.column(1).to_numpy())
         col = 2
         sides: list[tuple[Any, ...]] = []
         for acc in fields.values():
@@ -751,80 +409,177 @@ def _stream(
                             batch.column(col + j).to_numpy(zero_copy_only=False)
                             for j in range(len(codes))
                         ]
-                        fvals = np.column_stack(parts).astype(np.float64, copy=False).ravel()
+                        fvals = np.concatenate(parts).astype(np.float64, copy=False)
                         col += len(codes)
                     per.append((2, dummy_i, codes, fvals, has, dummy_i, dummy_b, dummy_c))
-            if acc.n > acc.cap:
-                for other in fields.values():
-                    other.flush(used, cell_of)
-                slot_of[cell_of[:used]] = -1
-                used = 0
+            if acc.n > acc.cap:  # new labels: the rows so far counted, then more room
+                cells.drain(pending)
+                pending_rows = 0
+                cells.flush()
                 grow = max(acc.n, 2 * acc.cap)
                 if acc.n <= _MAX_PAIR_LABELS:
                     grow = min(grow, _MAX_PAIR_LABELS)
                 acc._size(grow, acc.slots)
-                max_slots = _max_slots(fields)
-                if len(cell_of) > max_slots:
-                    cell_of = np.zeros(max_slots, dtype=np.int32)
-                    for other in fields.values():
-                        other._size(other.cap, max_slots)
+                cells.resized()
             acc.refresh()
             sides.append(tuple(per))
+        dest = cells.group(ids)
+        grouped = np.empty(n, dtype=np.int32)
+        grouped[dest] = ids
+        encoded = []
+        for acc, (p, a) in zip(fields.values(), sides, strict=True):
+            room = np.empty(n + 1, dtype=np.int64)  # entries per row, in grouped order
+            room[0] = 0
+            room[1:][dest] = np.diff(_starts(p, n) + _starts(a, n))
+            eoff = np.cumsum(room)
+            total = int(eoff[-1])
+            eoff = eoff[:-1]
+            out = (
+                eoff,
+                np.empty(n, dtype=np.int32),  # codes per row
+                np.empty(total, dtype=np.int32),  # the codes
+                np.empty((n, 2, acc.words), dtype=np.uint64),
+                np.empty(n, dtype=np.int64),  # sample code
+            )
+            encode(
+                0, n, stamp0, rowno, *p, *a, acc.thr, acc.lut, acc.etab, acc.ncell, acc.m,
+                validate, acc.badkey, acc.stats, acc.bad, acc.stamps,
+                dest, out[0], out[2], out[1], out[3], out[4],
+            )  # fmt: skip
+            encoded.append(out)
+        pending.append((grouped, encoded))
+        pending_rows += n
+        stamp0 += n
+        if pending_rows >= _CHUNK_ROWS:
+            cells.drain(pending)
+            pending_rows = 0
+    cells.drain(pending)
+    cells.flush(last=True)
+    return _Pass(fields, cells.hashes(), salt)
+
+
+def _starts(side: tuple[Any, ...], n: int) -> Any:
+    """(n + 1,) the offset of each row's entries of one side from the batch's first, and
+    their total."""
+    kind, off, codes = side[0], side[1], side[2]
+    if kind == 1:
+        return off[: n + 1] - off[0]
+    if kind == 2:
+        return np.arange(n + 1, dtype=np.int64) * len(codes)
+    return np.zeros(n + 1, dtype=np.int64)
+
+
+class _Cells:
+    """The cells met in a pass (dense ids of the cell hashes) and their accumulator
+    slots."""
+
+    def __init__(self, fields: dict[str, _FieldAcc]) -> None:
+        self.fields = fields
+        self.table_keys = np.zeros(1024, dtype=np.uint64)
+        self.table_ids = np.full(1024, -1, dtype=np.int32)
+        self.n = 0
+        self.slot_of = np.full(1024, -1, dtype=np.int32)
+        self.max_slots = _max_slots(fields)
+        self.cell_of = np.zeros(1, dtype=np.int32)
+        self.used = 0
+        self.mark = np.full(1024, -1, dtype=np.int32)
+
+    def intern(self, hashes: Any) -> Any:
+        """The dense ids of a batch's cell hashes."""
+        n = len(hashes)
+        ids = np.empty(n, dtype=np.int32)
+        done = 0
+        while True:
+            self.n, done = _intern_u64(hashes, done, self.table_keys, self.table_ids, self.n, ids)
+            if done == n:
+                break
+            live = self.table_ids >= 0
+            keys, vals = self.table_keys[live], self.table_ids[live]
+            self.table_keys = np.zeros(2 * len(self.table_keys), dtype=np.uint64)
+            self.table_ids = np.full(len(self.table_keys), -1, dtype=np.int32)
+            _rehash(keys, vals, self.table_keys, self.table_ids)
+        if self.n > len(self.slot_of):
+            grow = max(self.n, len(self.slot_of))
+            self.slot_of = np.concatenate([self.slot_of, np.full(grow, -1, dtype=np.int32)])
+        return ids
+
+    def group(self, ids: Any) -> Any:
+        """The position of each row of a batch once its cells' rows are together."""
+        if len(self.mark) < self.n:
+            self.mark = np.full(max(self.n, 2 * len(self.mark)), -1, dtype=np.int32)
+        n = len(ids)
+        dest = np.empty(n, dtype=np.int64)
+        _group(ids, self.mark, np.empty(n, np.int32), np.zeros(n + 1, np.int64), dest)
+        return dest
+
+    def hashes(self) -> Any:
+        """The hash of each cell id."""
+        out = np.zeros(self.n, dtype=np.uint64)
+        live = self.table_ids >= 0
+        out[self.table_ids[live]] = self.table_keys[live]
+        return out
+
+    def flush(self, *, last: bool = False) -> None:
+        """Move the slots' counts out of the accumulators; every slot free again."""
+        for acc in self.fields.values():
+            acc.flush(self.used, self.cell_of, last=last)
+        self.slot_of[self.cell_of[: self.used]] = -1
+        self.used = 0
+
+    def resized(self) -> None:
+        """After a field's labels capacity grew: fewer slots may fit."""
+        self.max_slots = _max_slots(self.fields)
+        if len(self.cell_of) > self.max_slots:
+            self.cell_of = np.zeros(self.max_slots, dtype=np.int32)
+            for acc in self.fields.values():
+                acc._size(acc.cap, self.max_slots)
+
+    def drain(self, pending: list[tuple[Any, list[tuple[Any, ...]]]]) -> None:
+        """Add the pending encoded batches into the slots (emptied)."""
+        if not pending:
+            return
+        ids = np.concatenate([p[0] for p in pending])
+        chunks = []
+        for f in range(len(self.fields)):
+            parts = [p[1][f] for p in pending]
+            shift = np.cumsum([0] + [len(x[2]) for x in parts[:-1]])
+            chunks.append(
+                (
+                    np.concatenate([x[0] + s for x, s in zip(parts, shift, strict=True)]),
+                    *(np.concatenate([x[j] for x in parts]) for j in range(1, 5)),
+                )
+            )
+        pending.clear()
+        n = len(ids)
+        order = np.empty(n, dtype=np.int64)
         lo = 0
         while lo < n:
-            if len(cell_of) < max_slots and used == len(cell_of):
-                grow = min(max_slots, 2 * len(cell_of))
-                cell_of = np.concatenate([cell_of, np.zeros(grow - len(cell_of), np.int32)])
-                for acc in fields.values():
+            if len(self.cell_of) < self.max_slots and self.used == len(self.cell_of):
+                grow = min(self.max_slots, max(2 * len(self.cell_of), self.n))
+                self.cell_of = np.concatenate(
+                    [self.cell_of, np.zeros(grow - len(self.cell_of), np.int32)]
+                )
+                for acc in self.fields.values():
                     acc._size(acc.cap, grow)
-            stop, used = _slots(ids, lo, n, slot_of, cell_of, used)
-            if stop == lo and used == len(cell_of) and len(cell_of) >= max_slots:
-                for acc in fields.values():
-                    acc.flush(used, cell_of)
-                slot_of[cell_of[:used]] = -1
-                used = 0
+            stop, self.used = _slots(ids, lo, n, self.slot_of, self.cell_of, self.used)
+            if stop == lo and self.used == len(self.cell_of) >= self.max_slots:
+                self.flush()
                 continue
-            _by_slot(ids, slot_of, lo, stop, np.zeros(used + 1, dtype=np.int64), order)
-            for acc, (p, a) in zip(fields.values(), sides, strict=True):
+            _by_slot(ids, self.slot_of, lo, stop, np.zeros(self.used + 1, dtype=np.int64), order)
+            for acc, (eoff, ncode, codes, masks, sample) in zip(
+                self.fields.values(), chunks, strict=True
+            ):
+                counts = acc.counts.reshape(acc.counts.shape[0], -1)
                 r = lo
                 while r < stop:
-                    r = kernel(
-                        r,
-                        stop,
-                        order,
-                        stamp0,
-                        ids,
-                        slot_of,
-                        rowno,
-                        *p,
-                        *a,
-                        acc.thr,
-                        acc.lut,
-                        acc.etab,
-                        acc.ncell,
-                        acc.counts,
-                        acc.pairs,
-                        acc.pairs_ok,
-                        acc.samples_keys,
-                        acc.samples_counts,
+                    r = _scatter(
+                        r, stop, order, ids, self.slot_of, eoff, ncode, codes, masks, sample,
+                        counts, acc.pairs, acc.samples_keys, acc.samples_counts,
                         acc.samples_used,
-                        validate,
-                        acc.badkey,
-                        acc.stats,
-                        acc.bad,
-                        acc.stamps,
-                        acc.lists,
-                    )
+                    )  # fmt: skip
                     if r < stop:
                         acc.grow_samples()
             lo = stop
-        stamp0 += n
-    for acc in fields.values():
-        acc.flush(used, cell_of, last=True)
-    cell_hash = np.zeros(n_cells, dtype=np.uint64)
-    live = table_ids >= 0
-    cell_hash[table_ids[live]] = table_keys[live]
-    return _Pass(fields, cell_hash, salt)
 
 
 def _prefetched(reader: Any) -> Iterator[Any]:
@@ -868,17 +623,6 @@ def _prefetched(reader: Any) -> Iterator[Any]:
 
 def _max_slots(fields: dict[str, _FieldAcc]) -> int:
     return max(1, _SLOT_BYTES // max(1, sum(a.slot_bytes() for a in fields.values())))
-
-
-@_jit
-def _rehash(keys: Any, vals: Any, table_keys: Any, table_ids: Any) -> None:
-    mask = table_keys.shape[0] - 1
-    for i in range(keys.shape[0]):
-        k = np.int64(keys[i] & np.uint64(mask))
-        while table_ids[k] >= 0:
-            k = (k + 1) & mask
-        table_keys[k] = keys[i]
-        table_ids[k] = vals[i]
 
 
 def _reduce(parts: list[tuple[Any, ...]], n_keys: int) -> tuple[Any, ...]:

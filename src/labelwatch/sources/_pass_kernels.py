@@ -1,0 +1,451 @@
+"""The compiled loops of the DuckDB engine's pass (``_duckdb_pass``): label and cell
+interning, slots, the two phases of a batch (``_encode`` in row order, ``_scatter`` cell
+by cell) and the samples table. Plain Python when numba is not installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
+_POS = 1 << 20  # rows * _POS + position in the map: order of first appearance
+
+try:  # the compiled path is optional (the ``fast`` extra); the SQL path otherwise
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised in environments without numba
+    numba = None  # type: ignore[assignment]
+    HAVE_NUMBA = False
+
+
+def _jit(fn: F) -> F:
+    if not HAVE_NUMBA:
+        return fn
+    jitted: Any = numba.njit(nogil=True, cache=True)(fn)
+    return jitted  # type: ignore[no-any-return]
+
+
+@_jit
+def _fnv(data: Any, start: int, end: int) -> int:
+    h = np.uint64(14695981039346656037)
+    for j in range(start, end):
+        h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
+    out: Any = np.int64(h & np.uint64(0x7FFFFFFFFFFFFFFF))
+    return out  # type: ignore[no-any-return]
+
+
+@_jit
+def _same(data: Any, start: int, end: int, lab: Any, lo: int, hi: int) -> bool:
+    if end - start != hi - lo:
+        return False
+    for j in range(end - start):  # noqa: SIM110 - compiled: no generators
+        if data[start + j] != lab[lo + j]:
+            return False
+    return True
+
+
+@_jit
+def _intern(
+    soff: Any,
+    data: Any,
+    lo: int,
+    hi: int,
+    lab_off: Any,
+    lab: Any,
+    table: Any,
+    nxt: Any,
+    prev: int,
+    code_of: Any,
+    out: Any,
+) -> tuple[int, int]:
+    """Label index of the keys ``lo..hi`` into ``out``; (index of the first unknown key or
+    ``hi``, last index)."""
+    mask = table.shape[0] - 1
+    for j in range(lo, hi):
+        s = soff[j]
+        e = soff[j + 1]
+        g = nxt[prev] if prev >= 0 else -1
+        if g >= 0 and _same(data, s, e, lab, lab_off[g], lab_off[g + 1]):
+            idx = g
+        else:
+            k = _fnv(data, s, e) & mask
+            idx = -1
+            while table[k] >= 0:
+                t = table[k]
+                if _same(data, s, e, lab, lab_off[t], lab_off[t + 1]):
+                    idx = t
+                    break
+                k = (k + 1) & mask
+            if idx < 0:
+                return j, prev
+            if prev >= 0:
+                nxt[prev] = idx
+        out[j] = code_of[idx]
+        prev = idx
+    return hi, prev
+
+
+@_jit
+def _intern_u64(
+    keys: Any, lo: int, table_keys: Any, table_ids: Any, n: int, out: Any
+) -> tuple[int, int]:
+    """Dense ids of the 64-bit ``keys`` from ``lo`` (new ones numbered from ``n``): (the
+    new count, the index reached: below the end when the table is half full (grow it
+    and call again))."""
+    mask = table_keys.shape[0] - 1
+    last_key = np.uint64(0)
+    last_id = -1
+    for i in range(lo, keys.shape[0]):
+        key = keys[i]
+        if last_id >= 0 and key == last_key:
+            out[i] = last_id
+            continue
+        k = np.int64(key & np.uint64(mask))
+        while True:
+            t = table_ids[k]
+            if t < 0:
+                if 2 * (n + 1) > table_keys.shape[0]:
+                    return n, i
+                table_keys[k] = key
+                table_ids[k] = n
+                t = n
+                n += 1
+                break
+            if table_keys[k] == key:
+                break
+            k = (k + 1) & mask
+        out[i] = t
+        last_key = key
+        last_id = t
+    return n, keys.shape[0]
+
+
+@_jit
+def _slots(cells: Any, lo: int, hi: int, slot_of: Any, cell_of: Any, used: int) -> tuple[int, int]:
+    """Give the cells of rows ``lo..`` a slot while there are free slots: (rows done,
+    slots used)."""
+    cap = cell_of.shape[0]
+    for i in range(lo, hi):
+        c = cells[i]
+        if slot_of[c] < 0:
+            if used == cap:
+                return i, used
+            slot_of[c] = used
+            cell_of[used] = c
+            used += 1
+    return hi, used
+
+
+@_jit
+def _sample_add(keys: Any, counts: Any, cell: int, code: int) -> int:
+    """Count one row of ``(cell, code)`` in an open-addressing table (``keys`` (cap, 2),
+    -1: empty); 1 when a key was added."""
+    mask = keys.shape[0] - 1
+    k = ((cell * 1000003) ^ (code * 0x9E3779B1)) & mask
+    while True:
+        if keys[k, 0] < 0:
+            keys[k, 0] = cell
+            keys[k, 1] = code
+            counts[k] = 1
+            return 1
+        if keys[k, 0] == cell and keys[k, 1] == code:
+            counts[k] += 1
+            return 0
+        k = (k + 1) & mask
+
+
+@_jit
+def _by_slot(ids: Any, slot_of: Any, lo: int, hi: int, start: Any, order: Any) -> None:
+    """``order[lo:hi]``: the rows ``lo..hi`` grouped by their cell's slot, in row order
+    within one (a counting sort; ``start`` (slots + 1,) zeros)."""
+    for i in range(lo, hi):
+        start[slot_of[ids[i]] + 1] += 1
+    for s in range(1, start.shape[0]):
+        start[s] += start[s - 1]
+    for i in range(lo, hi):
+        s = slot_of[ids[i]]
+        order[lo + start[s]] = i
+        start[s] += 1
+
+
+@_jit
+def _encode(
+    lo: int,
+    hi: int,
+    stamp0: int,
+    rowno: Any,
+    pk: int,
+    poff: Any,
+    pcode: Any,
+    pval: Any,
+    phas: Any,
+    pkoff: Any,
+    pkv: Any,
+    ptcode: Any,
+    ak: int,
+    aoff: Any,
+    acode: Any,
+    aval: Any,
+    ahas: Any,
+    akoff: Any,
+    akv: Any,
+    atcode: Any,
+    thr: Any,
+    lut: Any,
+    etab: Any,
+    ncell: int,
+    m: int,
+    validate: bool,
+    badkey: Any,
+    stats: Any,
+    bad: Any,
+    stamps: Any,
+    dest: Any,
+    eoff: Any,
+    codes: Any,
+    ncode: Any,
+    masks: Any,
+    sample: Any,
+) -> None:
+    """Phase one of a field's pass, rows ``lo..hi`` read in row order, row ``i`` written
+    at ``d = dest[i]`` (the rows of a cell together): its score cells as codes
+    ``((label * 3) + outcome) * m + bin`` (``codes[eoff[d]:][:ncode[d]]``), its
+    predicted and true labels as bit masks (``masks (rows, 2, words)``) and its sample
+    code (``sample``; -1: a row with neither side). A side's kind ``pk`` / ``ak``:
+    0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
+    value per row and label, label-major; ``code`` per label; NaN: null).
+
+    ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
+    in the actual, with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
+    first ``row * _POS + position``; ``bad`` (2,): per side the first bad entry
+    (validation of map sides)."""
+    steps = etab.shape[0]
+    pw = pcode.shape[0]
+    aw = acode.shape[0]
+    words = masks.shape[2]
+    prows = pval.shape[0] // pw if pw else 0
+    arows = aval.shape[0] // aw if aw else 0
+    for i in range(lo, hi):
+        d = dest[i]
+        for w in range(words):
+            masks[d, 0, w] = 0
+            masks[d, 1, w] = 0
+        hp = pk != 0 and phas[i] != 0
+        ha = ak != 0 and ahas[i] != 0
+        if not hp and not ha:
+            sample[d] = -1
+            ncode[d] = 0
+            continue
+        stamp = stamp0 + i
+        e = eoff[d]
+        e0 = e
+        n_true = 0
+        if ha:
+            a0 = aoff[i] if ak == 1 else 0
+            a1 = aoff[i + 1] if ak == 1 else aw
+            for j in range(a0, a1):
+                pos = j - a0
+                if ak == 2:
+                    k = acode[pos]
+                elif akv[i]:
+                    k = acode[akoff[i] + pos]
+                else:
+                    k = atcode[pos]
+                v = aval[j] if ak == 1 else aval[pos * arows + i]
+                if validate and ak == 1:
+                    at = rowno[i] * _POS + (j - a0)
+                    stats[1, 0, k] += 1
+                    if at < stats[1, 1, k]:
+                        stats[1, 1, k] = at
+                    if at < bad[1] and (badkey[k] or not (v == 0.0 or v == 1.0)):
+                        bad[1] = at
+                if k < 0 or v != v:
+                    continue
+                stamps[1, k] = stamp
+                if v == 1.0 and stamps[2, k] != stamp:
+                    stamps[2, k] = stamp
+                    n_true += 1
+                    if words:
+                        masks[d, 1, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+        n_pred = 0
+        tp = 0
+        if hp:
+            p0 = poff[i] if pk == 1 else 0
+            p1 = poff[i + 1] if pk == 1 else pw
+            for j in range(p0, p1):
+                pos = j - p0
+                if pk == 2:
+                    k = pcode[pos]
+                elif pkv[i]:
+                    k = pcode[pkoff[i] + pos]
+                else:
+                    k = ptcode[pos]
+                s = pval[j] if pk == 1 else pval[pos * prows + i]
+                if validate and pk == 1:
+                    at = rowno[i] * _POS + (j - p0)
+                    stats[0, 0, k] += 1
+                    if at < stats[0, 1, k]:
+                        stats[0, 1, k] = at
+                    if at < bad[0] and (badkey[k] or not (s >= 0.0 and s <= 1.0)):
+                        bad[0] = at
+                if k < 0 or (pk == 2 and s != s):
+                    continue
+                stamps[0, k] = stamp
+                if not (s >= 0.0 and s <= 1.0):
+                    continue
+                outcome = 2
+                if ha:
+                    outcome = 1 if stamps[2, k] == stamp else 0
+                u = int(s * ncell)
+                b = lut[u]
+                for t in range(steps):
+                    b += s > etab[t, u]
+                codes[e] = (k * 3 + outcome) * m + b
+                e += 1
+                if s > thr[k] and stamps[3, k] != stamp:
+                    stamps[3, k] = stamp
+                    n_pred += 1
+                    if words:
+                        masks[d, 0, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+                    if outcome == 1:
+                        tp += 1
+        if ha:
+            a0 = aoff[i] if ak == 1 else 0
+            a1 = aoff[i + 1] if ak == 1 else aw
+            for j in range(a0, a1):
+                pos = j - a0
+                if ak == 2:
+                    k = acode[pos]
+                elif akv[i]:
+                    k = acode[akoff[i] + pos]
+                else:
+                    k = atcode[pos]
+                v = aval[j] if ak == 1 else aval[pos * arows + i]
+                if k < 0 or v != v or stamps[0, k] == stamp:
+                    continue
+                codes[e] = (k * 3 + (1 if v == 1.0 else 0)) * m
+                e += 1
+        ncode[d] = e - e0
+        code = n_pred << 1
+        if ha:
+            code |= 1 | (n_true << 21) | (tp << 41)
+        sample[d] = code
+
+
+@_jit
+def _group(ids: Any, mark: Any, cells: Any, start: Any, dest: Any) -> None:
+    """``dest[i]``: the position of row ``i`` once the rows of one cell are together (in
+    order of first appearance, row order within one). ``mark`` (cells,) -1, left so;
+    ``cells``, ``start`` (rows + 1,) scratch, ``start`` zeros."""
+    n = ids.shape[0]
+    m = 0
+    for i in range(n):
+        c = ids[i]
+        if mark[c] < 0:
+            mark[c] = m
+            cells[m] = c
+            m += 1
+        start[mark[c] + 1] += 1
+    for j in range(1, m + 1):
+        start[j] += start[j - 1]
+    for i in range(n):
+        j = mark[ids[i]]
+        dest[i] = start[j]
+        start[j] += 1
+    for j in range(m):
+        mark[cells[j]] = -1
+
+
+@_jit
+def _scatter(
+    lo: int,
+    hi: int,
+    order: Any,
+    cells: Any,
+    slot_of: Any,
+    eoff: Any,
+    ncode: Any,
+    codes: Any,
+    masks: Any,
+    sample: Any,
+    counts: Any,
+    pairs: Any,
+    skeys: Any,
+    scounts: Any,
+    sused: Any,
+) -> int:
+    """Phase two: the encoded rows ``order[lo..hi]`` (rows of one cell together, so its
+    counts stay in cache while they are added) into the slots' score counts (``counts``
+    (slots, labels * 3 * m)), pairs (when ``masks`` has words) and samples. Returns the
+    row position where the samples table became half full (grow it and resume), else
+    ``hi``."""
+    words = masks.shape[2]
+    cap = skeys.shape[0]
+    for ii in range(lo, hi):
+        if 2 * sused[0] + 2 > cap:
+            return ii
+        i = order[ii]
+        code = sample[i]
+        if code < 0:
+            continue
+        c = slot_of[cells[i]]
+        e0 = eoff[i]
+        for e in range(e0, e0 + ncode[i]):
+            counts[c, codes[e]] += 1
+        sused[0] += _sample_add(skeys, scounts, cells[i], code)
+        for side in range(2 if words else 0):
+            for wa in range(words):
+                xa = masks[i, side, wa]
+                while xa:
+                    a = wa * 64 + _low_bit(xa)
+                    for wb in range(wa, words):
+                        xb = masks[i, side, wb]
+                        if wb == wa:  # the bits from a's on
+                            xb &= ~((np.uint64(1) << np.uint64(a & 63)) - np.uint64(1))
+                        while xb:
+                            b = wb * 64 + _low_bit(xb)
+                            pairs[c, side, a, b] += 1
+                            xb &= xb - np.uint64(1)
+                    xa &= xa - np.uint64(1)
+    return hi
+
+
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_OF = np.array(
+    [0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51,
+     43, 22, 45, 39, 33, 30, 24, 18, 12, 5, 63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52,
+     21, 44, 32, 23, 11, 46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6],
+    dtype=np.int64,
+)  # fmt: skip
+
+
+@_jit
+def _low_bit(x: Any) -> int:
+    """Index of the lowest set bit of a non-zero uint64 (a de Bruijn multiplication)."""
+    low = x & (~x + np.uint64(1))
+    return _BIT_OF[(low * _DE_BRUIJN) >> np.uint64(58)]  # type: ignore[no-any-return]
+
+
+@_jit
+def _sample_merge(keys: Any, counts: Any, new_keys: Any, new_counts: Any) -> None:
+    for i in range(new_keys.shape[0]):
+        _sample_add(keys, counts, new_keys[i, 0], new_keys[i, 1])
+        mask = keys.shape[0] - 1
+        k = ((new_keys[i, 0] * 1000003) ^ (new_keys[i, 1] * 0x9E3779B1)) & mask
+        while keys[k, 0] != new_keys[i, 0] or keys[k, 1] != new_keys[i, 1]:
+            k = (k + 1) & mask
+        counts[k] += new_counts[i] - 1
+
+
+@_jit
+def _rehash(keys: Any, vals: Any, table_keys: Any, table_ids: Any) -> None:
+    mask = table_keys.shape[0] - 1
+    for i in range(keys.shape[0]):
+        k = np.int64(keys[i] & np.uint64(mask))
+        while table_ids[k] >= 0:
+            k = (k + 1) & mask
+        table_keys[k] = keys[i]
+        table_ids[k] = vals[i]
