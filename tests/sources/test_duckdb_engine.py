@@ -487,7 +487,8 @@ def test_compiled_pass_equals_sql_many_labels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_labels: int
 ) -> None:
     """More labels than one 64-bit mask word holds (pairs across words), and more than
-    pairs are counted for (256): the compiled pass gives the SQL engine's tables."""
+    pairs are counted for (256): the compiled pass gives the SQL engine's tables. With
+    130 labels x 200 bins the score codes no longer fit 16 bits (int32 codes)."""
     import labelwatch.sources._duckdb_pass as engine
     from labelwatch.sources._pass_kernels import HAVE_NUMBA
 
@@ -504,7 +505,9 @@ def test_compiled_pass_equals_sql_many_labels(
         if r["act"] is not None:
             r["act"] = {names[j]: float(rng.random() < 0.5) for j in picked[:25]}
     path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
-    plan = make_plan(mapping_for("map"))
+    bins = 200 if n_labels == 130 else 4
+    plan = make_plan(mapping_for("map"), edges={"g": make_edges(bins, [0.3, 0.7]).tolist()})
+    assert (n_labels * 3 * len(plan.edges["g"]) > 1 << 16) == (n_labels == 130)
     with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
         assert a.discover(plan) == b.discover(plan)
         got = b.summarize(plan)

@@ -60,6 +60,7 @@ from labelwatch.sources._duckdb_sql import (
     _Side,
     _valid,
 )
+from labelwatch.sources._parquet_read import OutOfStep, pyarrow_plan
 from labelwatch.sources._pass_kernels import _POS, HAVE_NUMBA
 from labelwatch.sources._plan import Discovery, Plan, Summary, Table
 
@@ -166,6 +167,7 @@ class DuckDBSource(_ColumnSQL):
             },
         )
         self._enums = 0
+        self._parquet_files: list[str] | None = None  # the files of ``lw_src``, if Parquet
         wanted = engine or os.environ.get("LABELWATCH_DUCKDB_ENGINE", "").strip().lower()
         if wanted not in ("", "numba", "sql"):
             raise InvalidInputError("engine", "'numba' or 'sql'", wanted)
@@ -257,6 +259,7 @@ class DuckDBSource(_ColumnSQL):
     def _parquet(self, files: list[str]) -> None:
         """``lw_src`` over Parquet files: each file's row numbers offset by the rows of
         the files before it (parallel, unlike a window)."""
+        self._parquet_files = files
         parts, offset = [], 0
         for f in files:
             parts.append(
@@ -676,9 +679,16 @@ class DuckDBSource(_ColumnSQL):
         return passed
 
     def _pass(
-        self, plan: Plan, labels: dict[str, list[str]] | None, *, validate: bool, salt: int
+        self,
+        plan: Plan,
+        labels: dict[str, list[str]] | None,
+        *,
+        validate: bool,
+        salt: int,
+        arrow: bool = True,
     ) -> _Pass:
-        """The streamed pass over the dict fields (``labels`` None: every label met)."""
+        """The streamed pass over the dict fields (``labels`` None: every label met;
+        ``arrow``: MAP columns of Parquet files read by pyarrow when they can be)."""
         fields: dict[str, _FieldAcc] = {}
         for f in plan.fields:
             pred, act = self._side(plan, f, False), self._side(plan, f, True)
@@ -690,6 +700,15 @@ class DuckDBSource(_ColumnSQL):
             return _Pass({}, np.zeros(0, dtype=np.uint64), salt)
         cells, _ = self._cells(plan)
         items = [ROW if validate else "0", f"{_cell_hash(cells, salt)} AS h"]
+        parquet = None
+        if arrow and self._parquet_files and os.environ.get("LABELWATCH_PARQUET_MAPS") != "0":
+            parquet = pyarrow_plan(self._parquet_files, fields)
+        if parquet is not None:
+            sql = f"SELECT {ROW}, {items[1]} FROM lw_src"
+            try:
+                return self._run_pass(sql, fields, validate, salt, parquet)
+            except OutOfStep:  # read by DuckDB instead, with new accumulators
+                return self._pass(plan, labels, validate=validate, salt=salt, arrow=False)
         for acc in fields.values():
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
@@ -706,14 +725,29 @@ class DuckDBSource(_ColumnSQL):
                 else:
                     items.append(f"coalesce({side.has}, false)")
                     items += acc.fixed_entries[k]
-        sql = f"SELECT {', '.join(items)} FROM lw_src"
-        if not _DEBUG:
-            return _stream(self._con, sql, fields, validate, salt)
+        return self._run_pass(f"SELECT {', '.join(items)} FROM lw_src", fields, validate, salt)
+
+    def _run_pass(
+        self,
+        sql: str,
+        fields: dict[str, _FieldAcc],
+        validate: bool,
+        salt: int,
+        parquet: tuple[list[str], list[str], list[list[str]]] | None = None,
+    ) -> _Pass:
         import time
 
         t0 = time.perf_counter()
-        out = _stream(self._con, sql, fields, validate, salt)
-        print(f"{time.perf_counter() - t0:7.2f}s pass     {sql[:150]}")
+        try:
+            out = _stream(self._con, sql, fields, validate, salt, parquet)
+        finally:
+            if parquet is not None:  # pyarrow's pool keeps what the batches freed
+                import pyarrow as pa
+
+                pa.default_memory_pool().release_unused()
+        if _DEBUG:
+            how = "pass" if parquet is None else "pass (pyarrow maps)"
+            print(f"{time.perf_counter() - t0:7.2f}s {how} {sql[:150]}")
         return out
 
     def _template(self, side: _Side) -> list[str]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 
+from labelwatch.sources._parquet_read import map_side, parquet_batches
 from labelwatch.sources._pass_kernels import (
     _by_slot,
     _encode,
@@ -350,27 +351,51 @@ def _stream(
     fields: dict[str, _FieldAcc],
     validate: bool,
     salt: int,
+    parquet: tuple[list[str], list[str], list[list[str]]] | None = None,
 ) -> _Pass:
-    """Run the pass' query and feed its batches to the accumulators: each batch encoded
+    """Run the pass' query and feed its batches to the accumulators (``parquet``: (files,
+    MAP columns, their key paths): the maps read by pyarrow, the query giving the row
+    numbers and cell hashes only; ``OutOfStep`` when the two differ): each batch encoded
     in row order (``_encode``), then a chunk of about ``_CHUNK_ROWS`` encoded rows added
     up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk."""
     cells = _Cells(fields)
+    with _Drains(cells) as drains:
+        return _passing(con, sql, fields, validate, salt, parquet, cells, drains)
+
+
+def _passing(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    fields: dict[str, _FieldAcc],
+    validate: bool,
+    salt: int,
+    parquet: tuple[list[str], list[str], list[list[str]]] | None,
+    cells: _Cells,
+    drains: _Drains,
+) -> _Pass:
+    """``_stream``'s loop."""
     stamp0 = 1
     dummy_i = np.zeros(1, dtype=np.int64)
     dummy_c = np.zeros(0, dtype=np.int32)
     dummy_f = np.zeros(1, dtype=np.float64)
     dummy_b = np.zeros(1, dtype=np.uint8)
-    pending: list[tuple[Any, list[tuple[Any, ...]]]] = []
-    pending_rows = 0
+    chunks = [_Chunk(len(fields)), _Chunk(len(fields))]  # one filled while one drains
+    chunk = chunks[0]
     encode: Any = _encode  # its sides' tuples splatted
     reader: Any = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
-    batches = reader if os.environ.get("LABELWATCH_DUCKDB_PREFETCH") == "0" else _prefetched(reader)
+    source: Any = reader if parquet is None else parquet_batches(reader, *parquet)
+    batches = source if os.environ.get("LABELWATCH_DUCKDB_PREFETCH") == "0" else _prefetched(source)
     for batch in batches:
-        n = batch.num_rows
+        if parquet is None:
+            n = batch.num_rows
+            numbers, hashes, maps = batch.column(0).to_numpy(), batch.column(1).to_numpy(), []
+        else:
+            numbers, hashes, maps = batch
+            n = len(hashes)
         if not n:
             continue
-        rowno = batch.column(0).to_numpy() if validate else dummy_i
-        ids = cells.intern(batch.column(1).to_numpy())
+        rowno = numbers if validate else dummy_i
+        ids = cells.intern(hashes)
         col = 2
         sides: list[tuple[Any, ...]] = []
         for acc in fields.values():
@@ -378,6 +403,9 @@ def _stream(
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
                     per.append((0, dummy_i, dummy_c, dummy_f, dummy_b, dummy_i, dummy_b, dummy_c))
+                elif parquet is not None:
+                    per.append(map_side(acc.labels, maps[col - 2]))
+                    col += 1
                 elif side.is_map:
                     values, keys = batch.column(col), batch.column(col + 1)
                     col += 2
@@ -413,8 +441,8 @@ def _stream(
                         col += len(codes)
                     per.append((2, dummy_i, codes, fvals, has, dummy_i, dummy_b, dummy_c))
             if acc.n > acc.cap:  # new labels: the rows so far counted, then more room
-                cells.drain(pending)
-                pending_rows = 0
+                drains.wait()
+                cells.drain(chunk, cells.n)
                 cells.flush()
                 grow = max(acc.n, 2 * acc.cap)
                 if acc.n <= _MAX_PAIR_LABELS:
@@ -424,36 +452,22 @@ def _stream(
             acc.refresh()
             sides.append(tuple(per))
         dest = cells.group(ids)
-        grouped = np.empty(n, dtype=np.int32)
-        grouped[dest] = ids
-        encoded = []
-        for acc, (p, a) in zip(fields.values(), sides, strict=True):
-            room = np.empty(n + 1, dtype=np.int64)  # entries per row, in grouped order
-            room[0] = 0
-            room[1:][dest] = np.diff(_starts(p, n) + _starts(a, n))
-            eoff = np.cumsum(room)
-            total = int(eoff[-1])
-            eoff = eoff[:-1]
-            out = (
-                eoff,
-                np.empty(n, dtype=np.int32),  # codes per row
-                np.empty(total, dtype=np.int32),  # the codes
-                np.empty((n, 2, acc.words), dtype=np.uint64),
-                np.empty(n, dtype=np.int64),  # sample code
-            )
+        chunk.add(ids, dest, [acc.words for acc in fields.values()])
+        for f, (acc, (p, a)) in enumerate(zip(fields.values(), sides, strict=True)):
+            starts = _starts(p, n) + _starts(a, n)
+            eoff, ncode, codes, masks, sample = chunk.room(f, dest, starts, acc.cap * 3 * acc.m)
             encode(
                 0, n, stamp0, rowno, *p, *a, acc.thr, acc.lut, acc.etab, acc.ncell, acc.m,
                 validate, acc.badkey, acc.stats, acc.bad, acc.stamps,
-                dest, out[0], out[2], out[1], out[3], out[4],
+                dest, eoff, codes, ncode, masks, sample,
             )  # fmt: skip
-            encoded.append(out)
-        pending.append((grouped, encoded))
-        pending_rows += n
         stamp0 += n
-        if pending_rows >= _CHUNK_ROWS:
-            cells.drain(pending)
-            pending_rows = 0
-    cells.drain(pending)
+        if chunk.rows >= _CHUNK_ROWS:
+            drains.start(chunk, cells.n)
+            chunks.reverse()
+            chunk = chunks[0]
+    drains.wait()
+    cells.drain(chunk, cells.n)
     cells.flush(last=True)
     return _Pass(fields, cells.hashes(), salt)
 
@@ -467,6 +481,120 @@ def _starts(side: tuple[Any, ...], n: int) -> Any:
     if kind == 2:
         return np.arange(n + 1, dtype=np.int64) * len(codes)
     return np.zeros(n + 1, dtype=np.int64)
+
+
+class _Chunk:
+    """Encoded rows waiting to be added up: per field (entry offset, codes per row, the
+    codes, label masks, sample code) per row, the rows of each batch grouped by cell;
+    the arrays kept from one chunk to the next."""
+
+    def __init__(self, n_fields: int) -> None:
+        self.rows = 0
+        self.start = 0  # the first row of the last batch added
+        self.entries = [0] * n_fields
+        self.ids = np.zeros(0, dtype=np.int32)
+        self.fields: list[list[Any]] = [
+            [
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int32),
+                np.zeros(0, dtype=np.int32),
+                np.zeros((0, 2, 0), dtype=np.uint64),
+                np.zeros(0, dtype=np.int64),
+            ]
+            for _ in range(n_fields)
+        ]
+
+    def add(self, ids: Any, dest: Any, words: list[int]) -> None:
+        """Room for a batch's rows (``dest``: their positions in it, from the first free
+        row on), their cells stored."""
+        n = len(ids)
+        need = self.rows + n
+        if need > len(self.ids):
+            cap = max(need, min(2 * len(self.ids), _CHUNK_ROWS + n))
+            self.ids = _grown(self.ids, cap)
+            for arrays, w in zip(self.fields, words, strict=True):
+                for j in (0, 1, 4):
+                    arrays[j] = _grown(arrays[j], cap)
+                arrays[3] = _grown(arrays[3], cap, w)
+        for arrays, w in zip(self.fields, words, strict=True):
+            if arrays[3].shape[2] != w:  # labels grew (a drained chunk): other masks
+                arrays[3] = np.zeros((len(self.ids), 2, w), dtype=np.uint64)
+        self.ids[self.rows + dest] = ids
+        self.start = self.rows
+        self.rows = need
+
+    def room(self, f: int, dest: Any, starts: Any, codes: int) -> tuple[Any, ...]:
+        """Field ``f``'s arrays for the last batch added: ``starts`` (n + 1,) the offset
+        of each row's entries, in batch order, ``codes`` the number of its score codes
+        (uint16 codes when they fit, else int32). Row ``i`` goes to ``start + dest[i]``."""
+        arrays = self.fields[f]
+        dtype = np.uint16 if codes <= 1 << 16 else np.int32
+        if arrays[2].dtype != dtype:  # labels grew: the chunk was drained first
+            arrays[2] = arrays[2].astype(dtype)
+        n = len(dest)
+        room = np.zeros(n + 1, dtype=np.int64)  # entries per row, in grouped order
+        room[1:][dest] = np.diff(starts)
+        eoff = np.cumsum(room) + self.entries[f]
+        need = int(eoff[-1])
+        if need > len(arrays[2]):  # room for a chunk of rows like these
+            rows = self.start + n
+            guess = need * (max(rows, _CHUNK_ROWS) + n) // rows
+            arrays[2] = _grown(arrays[2], max(need, min(2 * len(arrays[2]), guess)))
+        lo, hi = self.start, self.start + n
+        arrays[0][lo:hi] = eoff[:-1]
+        self.entries[f] = need
+        return (
+            arrays[0][lo:hi],
+            arrays[1][lo:hi],
+            arrays[2],
+            arrays[3][lo:hi],
+            arrays[4][lo:hi],
+        )
+
+    def clear(self) -> None:
+        self.rows = 0
+        self.entries = [0] * len(self.entries)
+
+
+def _grown(a: Any, rows: int, words: int | None = None) -> Any:
+    """``a`` with room for ``rows`` rows, its contents kept (masks: ``words`` each)."""
+    shape = (rows,) if words is None else (rows, 2, words)
+    out = np.empty(shape, dtype=a.dtype)
+    keep = min(len(a), rows)
+    if words is None or a.shape[1:] == (2, words):
+        out[:keep] = a[:keep]
+    return out
+
+
+class _Drains:
+    """Chunks drained on one background thread (the compiled loops release the GIL), so
+    that the next batches are encoded meanwhile; one at a time."""
+
+    def __init__(self, cells: _Cells) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cells = cells
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="labelwatch-drain")
+        self.future: Any = None
+
+    def start(self, chunk: _Chunk, known: int) -> None:
+        self.wait()
+        self.future = self.pool.submit(self.cells.drain, chunk, known)
+
+    def wait(self) -> None:
+        if self.future is not None:
+            future, self.future = self.future, None
+            future.result()
+
+    def __enter__(self) -> _Drains:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 class _Cells:
@@ -498,9 +626,6 @@ class _Cells:
             self.table_keys = np.zeros(2 * len(self.table_keys), dtype=np.uint64)
             self.table_ids = np.full(len(self.table_keys), -1, dtype=np.int32)
             _rehash(keys, vals, self.table_keys, self.table_ids)
-        if self.n > len(self.slot_of):
-            grow = max(self.n, len(self.slot_of))
-            self.slot_of = np.concatenate([self.slot_of, np.full(grow, -1, dtype=np.int32)])
         return ids
 
     def group(self, ids: Any) -> Any:
@@ -534,36 +659,33 @@ class _Cells:
             for acc in self.fields.values():
                 acc._size(acc.cap, self.max_slots)
 
-    def drain(self, pending: list[tuple[Any, list[tuple[Any, ...]]]]) -> None:
-        """Add the pending encoded batches into the slots (emptied)."""
-        if not pending:
+    def drain(self, chunk: _Chunk, known: int) -> None:
+        """Add the chunk's encoded rows into the slots and empty it (``known``: cells
+        interned before them). On another thread than the encoding (``_Drains``): it
+        alone touches the slots and the accumulators' counts, pairs and samples."""
+        if not chunk.rows:
             return
-        ids = np.concatenate([p[0] for p in pending])
-        chunks = []
-        for f in range(len(self.fields)):
-            parts = [p[1][f] for p in pending]
-            shift = np.cumsum([0] + [len(x[2]) for x in parts[:-1]])
-            chunks.append(
-                (
-                    np.concatenate([x[0] + s for x, s in zip(parts, shift, strict=True)]),
-                    *(np.concatenate([x[j] for x in parts]) for j in range(1, 5)),
-                )
-            )
-        pending.clear()
+        if known > len(self.slot_of):
+            grow = max(known, len(self.slot_of))
+            self.slot_of = np.concatenate([self.slot_of, np.full(grow, -1, dtype=np.int32)])
+        r = chunk.rows
+        ids = chunk.ids[:r]
+        chunks = [(e[:r], nc[:r], codes, m[:r], smp[:r]) for e, nc, codes, m, smp in chunk.fields]
         n = len(ids)
         order = np.empty(n, dtype=np.int64)
         lo = 0
         while lo < n:
-            if len(self.cell_of) < self.max_slots and self.used == len(self.cell_of):
-                grow = min(self.max_slots, max(2 * len(self.cell_of), self.n))
-                self.cell_of = np.concatenate(
-                    [self.cell_of, np.zeros(grow - len(self.cell_of), np.int32)]
-                )
-                for acc in self.fields.values():
-                    acc._size(acc.cap, grow)
             stop, self.used = _slots(ids, lo, n, self.slot_of, self.cell_of, self.used)
-            if stop == lo and self.used == len(self.cell_of) >= self.max_slots:
-                self.flush()
+            if stop == lo:  # the next row's cell has no slot and none is free: more, or flush
+                if len(self.cell_of) < self.max_slots:
+                    grow = min(self.max_slots, max(2 * len(self.cell_of), known))
+                    self.cell_of = np.concatenate(
+                        [self.cell_of, np.zeros(grow - len(self.cell_of), np.int32)]
+                    )
+                    for acc in self.fields.values():
+                        acc._size(acc.cap, grow)
+                else:
+                    self.flush()
                 continue
             _by_slot(ids, self.slot_of, lo, stop, np.zeros(self.used + 1, dtype=np.int64), order)
             for acc, (eoff, ncode, codes, masks, sample) in zip(
@@ -580,6 +702,7 @@ class _Cells:
                     if r < stop:
                         acc.grow_samples()
             lo = stop
+        chunk.clear()
 
 
 def _prefetched(reader: Any) -> Iterator[Any]:

@@ -123,6 +123,7 @@ class _Side:
         has: str = "",
         name: str | None = None,
         json: str | None = None,
+        plain: str | None = None,
     ) -> None:
         self.column = column  # MAP column (quoted SQL, or a MAP expression) or None
         self.value_kind = value_kind
@@ -130,6 +131,7 @@ class _Side:
         self.has = has
         self.name = name  # the source column, in errors
         self.json = json  # a text column of JSON objects (quoted SQL) the MAP is cast from
+        self.plain = plain  # the source's MAP column itself (its name), not an expression
 
     @property
     def is_map(self) -> bool:
@@ -203,7 +205,9 @@ class _ColumnSQL:
                     raise InvalidInputError(
                         single, f"a MAP(VARCHAR, number) or STRUCT column of {what}", str(t)
                     )
-                return _Side(column=sql, value_kind=value_kind, has=f"{sql} IS NOT NULL")
+                return _Side(
+                    column=sql, value_kind=value_kind, has=f"{sql} IS NOT NULL", plain=single
+                )
             if kind == "struct":
                 entries = []
                 for label, child in t.children:
