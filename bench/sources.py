@@ -4,8 +4,11 @@ Writes N predictions x 20 labels (a MAP column of scores, half with a MAP column
 actuals, a numeric and a categorical feature, 30 days of timestamps) to Parquet files,
 then times, each in a fresh process (peak RSS of that process reported):
 
-- DuckDB: validate every row, find labels, aggregate (``DuckDBSource``), and write the
-  cells into a new SQLite monitor (``ingest_source``): the whole ``labelwatch ingest``;
+- DuckDB summarizing: validate every row, find labels, aggregate (``DuckDBSource``,
+  ``summarize``), with the MAP columns read by pyarrow (the default for Parquet) and,
+  for comparison, by DuckDB (``LABELWATCH_PARQUET_MAPS=0``);
+- DuckDB ingesting: the same, and the cells written into a new SQLite monitor
+  (``ingest_source``): the whole ``labelwatch ingest``;
 - Spark local mode (``SparkSource``, local[2]) on the same files, summarizing only.
 
 Target (issue 9): DuckDB at least 2M predictions/s on 2 cores, memory under 2 GB.
@@ -77,7 +80,7 @@ start = time.perf_counter()
 if engine == "duckdb":
     out = ingest_source(monitor, "bench", "v1", open_source("duckdb", [pattern]), Mapping())
 else:
-    source = open_source("spark", [pattern])
+    source = open_source(engine.split("-")[0], [pattern])
     try:
         plan, found, summary = summarize(source, monitor.get_version("bench", "v1"), Mapping())
         out = {"rows": found.rows}
@@ -119,10 +122,10 @@ def pyarrow_floor(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def run(engine: str, pattern: str, db: str) -> dict[str, float]:
+def run(engine: str, pattern: str, db: str, **env: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, engine, pattern, db],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env={**os.environ, **env},
     )  # fmt: skip
     if done.returncode:
         raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
@@ -154,6 +157,20 @@ def main() -> None:
             f"  pyarrow reading the same (2 threads, label keys as dictionaries):      "
             f"{arrow:.1f} s, {N / arrow:,.0f} rows/s ({floor / arrow:.1f}x faster than DuckDB)"
         )
+        summ = run("duckdb-summarize", pattern, f"sqlite:///{d}/s.db")
+        srate = summ["rows"] / summ["seconds"]
+        print(
+            f"  DuckDB  summarize (validate + summarize), maps read by pyarrow: "
+            f"{summ['seconds']:.1f} s, {srate:,.0f} predictions/s "
+            f"({srate / 2e6:.2f}x the 2M/s target), peak RSS {summ['rss_mb']:,.0f} MB"
+        )
+        old = run("duckdb-summarize", pattern, f"sqlite:///{d}/o.db", LABELWATCH_PARQUET_MAPS="0")
+        orate = old["rows"] / old["seconds"]
+        print(
+            f"          the same, maps read by DuckDB (LABELWATCH_PARQUET_MAPS=0): "
+            f"{old['seconds']:.1f} s, {orate:,.0f} predictions/s, "
+            f"peak RSS {old['rss_mb']:,.0f} MB"
+        )
         duck = run("duckdb", pattern, f"sqlite:///{d}/duck.db")
         rate = duck["rows"] / duck["seconds"]
         print(
@@ -165,10 +182,10 @@ def main() -> None:
         print(f"          the monitor's SQLite files after it: {db_mb:,.0f} MB")
         if SPARK:
             spark = run("spark", pattern, f"sqlite:///{d}/spark.db")
-            srate = spark["rows"] / spark["seconds"]
+            krate = spark["rows"] / spark["seconds"]
             print(
                 f"  Spark   local[2] summarize:                      {spark['seconds']:.1f} s, "
-                f"{srate:,.0f} predictions/s ({srate / rate:.2f}x DuckDB), "
+                f"{krate:,.0f} predictions/s ({krate / srate:.2f}x DuckDB's summarize), "
                 f"peak RSS {spark['rss_mb']:,.0f} MB (Python; "
                 f"{spark['children_rss_mb']:,.0f} MB the largest child so far)"
             )

@@ -476,7 +476,7 @@ def _starts(side: tuple[Any, ...], n: int) -> Any:
     """(n + 1,) the offset of each row's entries of one side from the batch's first, and
     their total."""
     kind, off, codes = side[0], side[1], side[2]
-    if kind == 1:
+    if kind in (1, 3):
         return off[: n + 1] - off[0]
     if kind == 2:
         return np.arange(n + 1, dtype=np.int64) * len(codes)

@@ -128,24 +128,25 @@ def parquet_batches(
 
 
 def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
-    """A pyarrow MapArray as the pass' map side: (1, offsets, label code per entry,
-    values, valid rows, key offsets, keys given per row, template codes (unused))."""
+    """A pyarrow MapArray as the pass' map side (``_encode``'s kinds): dictionary keys,
+    (3, offsets, code per dictionary entry, values, valid rows, dictionary index per
+    entry, -, -); else (1, offsets, code per entry, values, valid rows, key offsets, keys
+    given per row, template codes (unused))."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     off = arr.offsets.to_numpy().astype(np.int64)
     has = arr.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
     keys, items = arr.keys, arr.items
-    if pa.types.is_dictionary(keys.type):
+    if items.type != pa.float64():
+        items = pc.cast(items, pa.float64())
+    vals = np.ascontiguousarray(items.to_numpy(zero_copy_only=False), np.float64)
+    none = np.zeros(0, dtype=np.int32)
+    if pa.types.is_dictionary(keys.type):  # the code of each dictionary entry
         index = keys.indices.to_numpy(zero_copy_only=False)
         used = np.bincount(index, minlength=len(keys.dictionary)) > 0  # labels rows hold
         code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)
         code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
-        codes = code_of[index]
-    else:
-        codes = labels.intern(keys)
-    if items.type != pa.float64():
-        items = pc.cast(items, pa.float64())
-    vals = np.ascontiguousarray(items.to_numpy(zero_copy_only=False), np.float64)
+        return (3, off, code_of, vals, has, index, none.view(np.uint8), none)
     kv = np.ones(len(arr), dtype=np.uint8)
-    return (1, off, codes, vals, has, off, kv, np.zeros(0, dtype=np.int32))
+    return (1, off, labels.intern(keys), vals, has, off, kv, none)

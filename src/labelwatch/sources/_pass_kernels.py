@@ -216,7 +216,8 @@ def _encode(
     predicted and true labels as bit masks (``masks (rows, 2, words)``) and its sample
     code (``sample``; -1: a row with neither side). A side's kind ``pk`` / ``ak``:
     0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
-    value per row and label, label-major; ``code`` per label; NaN: null).
+    value per row and label, label-major; ``code`` per label; NaN: null), 3 a map whose
+    keys are dictionary indices (``koff`` per entry; ``code`` per dictionary entry).
 
     ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
     in the actual, with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
@@ -228,6 +229,8 @@ def _encode(
     words = masks.shape[2]
     prows = pval.shape[0] // pw if pw else 0
     arows = aval.shape[0] // aw if aw else 0
+    pmap = pk == 1 or pk == 3
+    amap = ak == 1 or ak == 3
     for i in range(lo, hi):
         d = dest[i]
         for w in range(words):
@@ -244,18 +247,20 @@ def _encode(
         e0 = e
         n_true = 0
         if ha:
-            a0 = aoff[i] if ak == 1 else 0
-            a1 = aoff[i + 1] if ak == 1 else aw
+            a0 = aoff[i] if amap else 0
+            a1 = aoff[i + 1] if amap else aw
             for j in range(a0, a1):
                 pos = j - a0
                 if ak == 2:
                     k = acode[pos]
+                elif ak == 3:
+                    k = acode[akoff[j]]
                 elif akv[i]:
                     k = acode[akoff[i] + pos]
                 else:
                     k = atcode[pos]
-                v = aval[j] if ak == 1 else aval[pos * arows + i]
-                if validate and ak == 1:
+                v = aval[j] if amap else aval[pos * arows + i]
+                if validate and amap:
                     at = rowno[i] * _POS + (j - a0)
                     stats[1, 0, k] += 1
                     if at < stats[1, 1, k]:
@@ -273,18 +278,20 @@ def _encode(
         n_pred = 0
         tp = 0
         if hp:
-            p0 = poff[i] if pk == 1 else 0
-            p1 = poff[i + 1] if pk == 1 else pw
+            p0 = poff[i] if pmap else 0
+            p1 = poff[i + 1] if pmap else pw
             for j in range(p0, p1):
                 pos = j - p0
                 if pk == 2:
                     k = pcode[pos]
+                elif pk == 3:
+                    k = pcode[pkoff[j]]
                 elif pkv[i]:
                     k = pcode[pkoff[i] + pos]
                 else:
                     k = ptcode[pos]
-                s = pval[j] if pk == 1 else pval[pos * prows + i]
-                if validate and pk == 1:
+                s = pval[j] if pmap else pval[pos * prows + i]
+                if validate and pmap:
                     at = rowno[i] * _POS + (j - p0)
                     stats[0, 0, k] += 1
                     if at < stats[0, 1, k]:
@@ -313,17 +320,19 @@ def _encode(
                     if outcome == 1:
                         tp += 1
         if ha:
-            a0 = aoff[i] if ak == 1 else 0
-            a1 = aoff[i + 1] if ak == 1 else aw
+            a0 = aoff[i] if amap else 0
+            a1 = aoff[i + 1] if amap else aw
             for j in range(a0, a1):
                 pos = j - a0
                 if ak == 2:
                     k = acode[pos]
+                elif ak == 3:
+                    k = acode[akoff[j]]
                 elif akv[i]:
                     k = acode[akoff[i] + pos]
                 else:
                     k = atcode[pos]
-                v = aval[j] if ak == 1 else aval[pos * arows + i]
+                v = aval[j] if amap else aval[pos * arows + i]
                 if k < 0 or v != v or stamps[0, k] == stamp:
                     continue
                 codes[e] = (k * 3 + (1 if v == 1.0 else 0)) * m
