@@ -181,3 +181,32 @@ def test_duckdb_rows_in_a_different_order_are_out_of_step(tmp_path: Path) -> Non
         else:
             with pytest.raises(OutOfStep):
                 list(batches)
+
+
+def test_integer_scores_beyond_doubles_are_refused_as_by_duckdb(tmp_path: Path) -> None:
+    """An int64 score past 2**53 is rounded to a double (not an Arrow cast error) and
+    refused, naming the label and row, with the SQL engine's message."""
+    from labelwatch.errors import InvalidInputError
+
+    rows = make_rows(60, seed=4)
+    for i, r in enumerate(rows):
+        if r["pred"] is not None:
+            r["pred"] = {k: float(v >= 0.5) for k, v in r["pred"].items()}
+        if i == 41:
+            r["pred"] = {"a": 0.0, "c": float(2**53 + 1)}
+    table = arrow_table(rows, "map")
+    ints = pa.array(
+        [None if r["pred"] is None else [(k, int(v)) for k, v in r["pred"].items()] for r in rows],
+        pa.map_(pa.string(), pa.int64()),
+    )
+    table = table.set_column(table.schema.get_field_index("pred"), "pred", ints)
+    path = tmp_path / "ints.parquet"
+    pq.write_table(table, path, row_group_size=23)
+    plan = make_plan(mapping_for("map"))
+    messages = []
+    for eng in ("sql", None):
+        with DuckDBSource(str(path), engine=eng) as s, pytest.raises(InvalidInputError) as err:
+            s.discover(plan)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "pred.c" in messages[1] and "41" in messages[1]

@@ -60,7 +60,7 @@ from labelwatch.sources._duckdb_sql import (
     _Side,
     _valid,
 )
-from labelwatch.sources._parquet_read import OutOfStep, pyarrow_plan
+from labelwatch.sources._parquet_read import OutOfStep, ParquetPlan, pyarrow_plan
 from labelwatch.sources._pass_kernels import _POS, HAVE_NUMBA
 from labelwatch.sources._plan import Discovery, Plan, Summary, Table
 
@@ -733,7 +733,7 @@ class DuckDBSource(_ColumnSQL):
         fields: dict[str, _FieldAcc],
         validate: bool,
         salt: int,
-        parquet: tuple[list[str], list[str], list[list[str]]] | None = None,
+        parquet: ParquetPlan | None = None,
     ) -> _Pass:
         import time
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 
-from labelwatch.sources._parquet_read import map_side, parquet_batches
+from labelwatch.sources._parquet_read import ParquetPlan, map_side, parquet_batches
 from labelwatch.sources._pass_kernels import (
     _by_slot,
     _encode,
@@ -351,7 +351,7 @@ def _stream(
     fields: dict[str, _FieldAcc],
     validate: bool,
     salt: int,
-    parquet: tuple[list[str], list[str], list[list[str]]] | None = None,
+    parquet: ParquetPlan | None = None,
 ) -> _Pass:
     """Run the pass' query and feed its batches to the accumulators (``parquet``: (files,
     MAP columns, their key paths): the maps read by pyarrow, the query giving the row
@@ -369,7 +369,7 @@ def _passing(
     fields: dict[str, _FieldAcc],
     validate: bool,
     salt: int,
-    parquet: tuple[list[str], list[str], list[list[str]]] | None,
+    parquet: ParquetPlan | None,
     cells: _Cells,
     drains: _Drains,
 ) -> _Pass:

@@ -222,7 +222,8 @@ def _encode(
     ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
     in the actual, with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
     first ``row * _POS + position``; ``bad`` (2,): per side the first bad entry
-    (validation of map sides)."""
+    (validation of map sides). The label lookup is written out in each loop: a shared
+    helper, even inlined by numba, made the 10M-row pass 2.3x slower (10.9 s -> 24.7 s)."""
     steps = etab.shape[0]
     pw = pcode.shape[0]
     aw = acode.shape[0]
