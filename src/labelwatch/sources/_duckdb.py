@@ -168,6 +168,7 @@ class DuckDBSource(_ColumnSQL):
         )
         self._enums = 0
         self._parquet_files: list[str] | None = None  # the files of ``lw_src``, if Parquet
+        self._key_paths: dict[tuple[str, ...], Any] = {}  # columns -> their map key paths
         wanted = engine or os.environ.get("LABELWATCH_DUCKDB_ENGINE", "").strip().lower()
         if wanted not in ("", "numba", "sql"):
             raise InvalidInputError("engine", "'numba' or 'sql'", wanted)
@@ -702,7 +703,7 @@ class DuckDBSource(_ColumnSQL):
         items = [ROW if validate else "0", f"{_cell_hash(cells, salt)} AS h"]
         parquet = None
         if arrow and self._parquet_files and os.environ.get("LABELWATCH_PARQUET_MAPS") != "0":
-            parquet = pyarrow_plan(self._parquet_files, fields)
+            parquet = pyarrow_plan(self._parquet_files, fields, self._key_paths)
         if parquet is not None:
             sql = f"SELECT {ROW}, {items[1]} FROM lw_src"
             try:

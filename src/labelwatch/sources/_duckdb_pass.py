@@ -375,10 +375,6 @@ def _passing(
 ) -> _Pass:
     """``_stream``'s loop."""
     stamp0 = 1
-    dummy_i = np.zeros(1, dtype=np.int64)
-    dummy_c = np.zeros(0, dtype=np.int32)
-    dummy_f = np.zeros(1, dtype=np.float64)
-    dummy_b = np.zeros(1, dtype=np.uint8)
     chunks = [_Chunk(len(fields)), _Chunk(len(fields))]  # one filled while one drains
     chunk = chunks[0]
     encode: Any = _encode  # its sides' tuples splatted
@@ -394,7 +390,7 @@ def _passing(
             n = len(hashes)
         if not n:
             continue
-        rowno = numbers if validate else dummy_i
+        rowno = numbers if validate else _NONE_I
         ids = cells.intern(hashes)
         col = 2
         sides: list[tuple[Any, ...]] = []
@@ -402,44 +398,13 @@ def _passing(
             per: list[tuple[Any, ...]] = []
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
-                    per.append((0, dummy_i, dummy_c, dummy_f, dummy_b, dummy_i, dummy_b, dummy_c))
+                    per.append(_NO_SIDE)
                 elif parquet is not None:
                     per.append(map_side(acc.labels, maps[col - 2]))
                     col += 1
-                elif side.is_map:
-                    values, keys = batch.column(col), batch.column(col + 1)
-                    col += 2
-                    off = values.offsets.to_numpy().astype(np.int64)
-                    has = values.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
-                    koff = keys.offsets.to_numpy().astype(np.int64)
-                    kv = keys.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
-                    codes = acc.labels.intern(keys.values)
-                    vals = values.values.to_numpy(zero_copy_only=False)
-                    per.append(
-                        (
-                            1,
-                            off,
-                            codes,
-                            np.ascontiguousarray(vals, np.float64),
-                            has,
-                            koff,
-                            kv,
-                            acc.template_codes[k],
-                        )
-                    )
                 else:
-                    has = batch.column(col).to_numpy(zero_copy_only=False).view(np.uint8)
-                    col += 1
-                    codes = acc.fixed_codes[k]
-                    fvals: Any = dummy_f
-                    if len(codes):
-                        parts = [
-                            batch.column(col + j).to_numpy(zero_copy_only=False)
-                            for j in range(len(codes))
-                        ]
-                        fvals = np.concatenate(parts).astype(np.float64, copy=False)
-                        col += len(codes)
-                    per.append((2, dummy_i, codes, fvals, has, dummy_i, dummy_b, dummy_c))
+                    side_of, col = _duckdb_side(acc, k, batch, col)
+                    per.append(side_of)
             if acc.n > acc.cap:  # new labels: the rows so far counted, then more room
                 drains.wait()
                 cells.drain(chunk, cells.n)
@@ -470,6 +435,43 @@ def _passing(
     cells.drain(chunk, cells.n)
     cells.flush(last=True)
     return _Pass(fields, cells.hashes(), salt)
+
+
+_NONE_I = np.zeros(1, dtype=np.int64)
+_NONE_C = np.zeros(0, dtype=np.int32)
+_NONE_F = np.zeros(1, dtype=np.float64)
+_NONE_B = np.zeros(1, dtype=np.uint8)
+_NO_SIDE = (0, _NONE_I, _NONE_C, _NONE_F, _NONE_B, _NONE_I, _NONE_B, _NONE_C)
+
+
+def _duckdb_side(acc: _FieldAcc, k: int, batch: Any, col: int) -> tuple[tuple[Any, ...], int]:
+    """Side ``k`` (0 prediction, 1 actual) of a field from the DuckDB batch's columns at
+    ``col`` on, as ``_encode`` takes it; and the next column. A map: its values and keys
+    (NULL keys: the side's template); fixed labels: a has-column and one per label."""
+    side = acc.act if k else acc.pred
+    assert side is not None
+    if side.is_map:
+        values, keys = batch.column(col), batch.column(col + 1)
+        vals = values.values.to_numpy(zero_copy_only=False)
+        out = (
+            1,
+            values.offsets.to_numpy().astype(np.int64),
+            acc.labels.intern(keys.values),
+            np.ascontiguousarray(vals, np.float64),
+            values.is_valid().to_numpy(zero_copy_only=False).view(np.uint8),
+            keys.offsets.to_numpy().astype(np.int64),
+            keys.is_valid().to_numpy(zero_copy_only=False).view(np.uint8),
+            acc.template_codes[k],
+        )
+        return out, col + 2
+    has = batch.column(col).to_numpy(zero_copy_only=False).view(np.uint8)
+    codes = acc.fixed_codes[k]
+    fvals: Any = _NONE_F
+    if len(codes):
+        parts = [batch.column(col + 1 + j) for j in range(len(codes))]
+        fvals = np.concatenate([x.to_numpy(zero_copy_only=False) for x in parts])
+        fvals = fvals.astype(np.float64, copy=False)
+    return (2, _NONE_I, codes, fvals, has, _NONE_I, _NONE_B, _NONE_C), col + 1 + len(codes)
 
 
 def _starts(side: tuple[Any, ...], n: int) -> Any:

@@ -59,9 +59,12 @@ def map_key_paths(files: list[str], columns: list[str]) -> list[list[str]] | Non
     return out
 
 
-def pyarrow_plan(files: list[str], fields: dict[str, Any]) -> ParquetPlan | None:
+def pyarrow_plan(
+    files: list[str], fields: dict[str, Any], known: dict[tuple[str, ...], Any]
+) -> ParquetPlan | None:
     """(files, MAP columns, their key paths) when pyarrow reads the pass' dict sides
-    (the fields' accumulators): every side a MAP column of every file; else None."""
+    (the fields' accumulators): every side a MAP column of every file; else None.
+    ``known``: the files' key paths found before, per columns (read once a source)."""
     columns = []
     for acc in fields.values():
         for side in (acc.pred, acc.act):
@@ -69,7 +72,9 @@ def pyarrow_plan(files: list[str], fields: dict[str, Any]) -> ParquetPlan | None
                 if side.plain is None:
                     return None
                 columns.append(side.plain)
-    keys = map_key_paths(files, columns)
+    if tuple(columns) not in known:
+        known[tuple(columns)] = map_key_paths(files, columns)
+    keys = known[tuple(columns)]
     return None if keys is None else (files, columns, keys)
 
 
@@ -128,10 +133,9 @@ def parquet_batches(
 
 
 def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
-    """A pyarrow MapArray as the pass' map side (``_encode``'s kinds): dictionary keys,
-    (3, offsets, code per dictionary entry, values, valid rows, dictionary index per
-    entry, -, -); else (1, offsets, code per entry, values, valid rows, key offsets, keys
-    given per row, template codes (unused))."""
+    """A pyarrow MapArray whose keys were read as a dictionary as the pass' map side
+    (``_encode``'s kind 3): (3, offsets, code per dictionary entry, values, valid rows,
+    dictionary index per entry, -, -)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -141,12 +145,11 @@ def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
     if items.type != pa.float64():  # as DuckDB's CAST(... AS DOUBLE): rounded, not refused
         items = pc.cast(items, pa.float64(), safe=False)
     vals = np.ascontiguousarray(items.to_numpy(zero_copy_only=False), np.float64)
+    if not pa.types.is_dictionary(keys.type):  # read_dictionary asked for them
+        raise OutOfStep
+    index = keys.indices.to_numpy(zero_copy_only=False)
+    used = np.bincount(index, minlength=len(keys.dictionary)) > 0  # labels rows hold
+    code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)  # per dictionary entry
+    code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
     none = np.zeros(0, dtype=np.int32)
-    if pa.types.is_dictionary(keys.type):  # the code of each dictionary entry
-        index = keys.indices.to_numpy(zero_copy_only=False)
-        used = np.bincount(index, minlength=len(keys.dictionary)) > 0  # labels rows hold
-        code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)
-        code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
-        return (3, off, code_of, vals, has, index, none.view(np.uint8), none)
-    kv = np.ones(len(arr), dtype=np.uint8)
-    return (1, off, labels.intern(keys), vals, has, off, kv, none)
+    return (3, off, code_of, vals, has, index, none.view(np.uint8), none)
