@@ -55,7 +55,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def spy(*args: Any) -> Any:
         for item in real(*args):
-            calls.append(len(item[1]))
+            calls.append(len(item[0][1]))
             yield item
 
     monkeypatch.setattr(engine, "parquet_batches", spy)
@@ -175,9 +175,9 @@ def test_duckdb_rows_in_a_different_order_are_out_of_step(tmp_path: Path) -> Non
         keys = map_key_paths(paths, ["pred"])
         assert keys is not None
         reader = con.execute(query).to_arrow_reader(16)
-        batches = parquet_batches(reader, paths, ["pred"], keys)
+        batches = parquet_batches(reader, paths, ["pred"], keys, engine._head)
         if ok:
-            assert sum(len(b[1]) for b in batches) == 60
+            assert sum(len(b[0][1]) for b in batches) == 60
         else:
             with pytest.raises(OutOfStep):
                 list(batches)

@@ -38,6 +38,7 @@ from labelwatch.sources._duckdb_pass import (
     _INT_COLUMNS,
     _MAX_PAIR_LABELS,
     _NO_FIRST,
+    _cell_columns,
     _concat,
     _FieldAcc,
     _objects,
@@ -62,6 +63,7 @@ from labelwatch.sources._duckdb_sql import (
 )
 from labelwatch.sources._parquet_read import OutOfStep, ParquetPlan, pyarrow_plan
 from labelwatch.sources._pass_kernels import _POS, HAVE_NUMBA
+from labelwatch.sources._pass_numeric import NumericAcc, fits
 from labelwatch.sources._plan import Discovery, Plan, Summary, Table
 
 if TYPE_CHECKING:
@@ -651,7 +653,12 @@ class DuckDBSource(_ColumnSQL):
             salt = passed.salt + 1  # two cells of one hash: again, salted otherwise
             passed = None
         scores, samples, pairs, dense = _pass_tables(passed, rows, names, labels)
-        numeric, keys, sums = self._numeric(plan, cells, names)
+        if passed.numeric is not None and passed.numeric.usable:
+            numeric, keys, sums = passed.numeric.tables(
+                len(passed.cell_hash), _cell_columns(passed, rows, names)
+            )
+        else:
+            numeric, keys, sums = self._numeric(plan, cells, names)
         return Summary(
             segments=list(plan.segments),
             scores=scores,
@@ -701,13 +708,17 @@ class DuckDBSource(_ColumnSQL):
             return _Pass({}, np.zeros(0, dtype=np.uint64), salt)
         cells, _ = self._cells(plan)
         items = [ROW if validate else "0", f"{_cell_hash(cells, salt)} AS h"]
+        numeric = None
+        if plan.numeric and fits(len(plan.numeric), plan.log_gamma):
+            numeric = NumericAcc(list(plan.numeric), plan.log_gamma)
+            items += [self._numeric_sql(plan, x)[1] for x in plan.numeric]
         parquet = None
         if arrow and self._parquet_files and os.environ.get("LABELWATCH_PARQUET_MAPS") != "0":
             parquet = pyarrow_plan(self._parquet_files, fields, self._key_paths)
         if parquet is not None:
-            sql = f"SELECT {ROW}, {items[1]} FROM lw_src"
+            sql = f"SELECT {ROW}, {', '.join(items[1:])} FROM lw_src"
             try:
-                return self._run_pass(sql, fields, validate, salt, parquet)
+                return self._run_pass(sql, fields, validate, salt, parquet, numeric)
             except OutOfStep:  # read by DuckDB instead, with new accumulators
                 return self._pass(plan, labels, validate=validate, salt=salt, arrow=False)
         for acc in fields.values():
@@ -726,7 +737,8 @@ class DuckDBSource(_ColumnSQL):
                 else:
                     items.append(f"coalesce({side.has}, false)")
                     items += acc.fixed_entries[k]
-        return self._run_pass(f"SELECT {', '.join(items)} FROM lw_src", fields, validate, salt)
+        sql = f"SELECT {', '.join(items)} FROM lw_src"
+        return self._run_pass(sql, fields, validate, salt, None, numeric)
 
     def _run_pass(
         self,
@@ -735,12 +747,13 @@ class DuckDBSource(_ColumnSQL):
         validate: bool,
         salt: int,
         parquet: ParquetPlan | None = None,
+        numeric: NumericAcc | None = None,
     ) -> _Pass:
         import time
 
         t0 = time.perf_counter()
         try:
-            out = _stream(self._con, sql, fields, validate, salt, parquet)
+            out = _stream(self._con, sql, fields, validate, salt, parquet, numeric)
         finally:
             if parquet is not None:  # pyarrow's pool keeps what the batches freed
                 import pyarrow as pa

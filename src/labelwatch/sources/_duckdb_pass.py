@@ -9,7 +9,9 @@ bytes), encode each batch in row order with its rows written grouped by cell, an
 chunks of about a million encoded rows up cell by cell into per-cell slots (rows read
 in cell order, or counts added in row order, cost a cache miss per row or per entry).
 The cell of a hash is read back from the ``rows`` query (grouped on the cell and its
-hash: a collision is seen there and the pass re-run with another salt).
+hash: a collision is seen there and the pass re-run with another salt). The numeric
+features ride along (``_pass_numeric``): DuckDB projects their values, the drain adds
+them up with the chunk's rows grouped by cell.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -36,6 +38,7 @@ from labelwatch.sources._pass_kernels import (
     _scatter,
     _slots,
 )
+from labelwatch.sources._pass_numeric import NumericAcc
 from labelwatch.sources._plan import DenseScores, Plan, Table
 
 if TYPE_CHECKING:
@@ -341,8 +344,15 @@ class _Pass:
     """The result of a streamed pass: per field its accumulators, and the hash of each
     cell id."""
 
-    def __init__(self, fields: dict[str, _FieldAcc], cell_hash: Any, salt: int) -> None:
+    def __init__(
+        self,
+        fields: dict[str, _FieldAcc],
+        cell_hash: Any,
+        salt: int,
+        numeric: NumericAcc | None = None,
+    ) -> None:
         self.fields, self.cell_hash, self.salt = fields, cell_hash, salt
+        self.numeric = numeric  # the numeric features' aggregates, when the pass took them
 
 
 def _stream(
@@ -352,15 +362,16 @@ def _stream(
     validate: bool,
     salt: int,
     parquet: ParquetPlan | None = None,
+    numeric: NumericAcc | None = None,
 ) -> _Pass:
     """Run the pass' query and feed its batches to the accumulators (``parquet``: (files,
     MAP columns, their key paths): the maps read by pyarrow, the query giving the row
     numbers and cell hashes only; ``OutOfStep`` when the two differ): each batch encoded
     in row order (``_encode``), then a chunk of about ``_CHUNK_ROWS`` encoded rows added
     up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk."""
-    cells = _Cells(fields)
+    cells = _Cells(fields, numeric)
     with _Drains(cells) as drains:
-        return _passing(con, sql, fields, validate, salt, parquet, cells, drains)
+        return _passing(con, sql, fields, validate, salt, parquet, numeric, cells, drains)
 
 
 def _passing(
@@ -370,29 +381,35 @@ def _passing(
     validate: bool,
     salt: int,
     parquet: ParquetPlan | None,
+    numeric: NumericAcc | None,
     cells: _Cells,
     drains: _Drains,
 ) -> _Pass:
     """``_stream``'s loop."""
     stamp0 = 1
-    chunks = [_Chunk(len(fields)), _Chunk(len(fields))]  # one filled while one drains
+    nx = 0 if numeric is None else numeric.nf
+    chunks = [_Chunk(len(fields), nx), _Chunk(len(fields), nx)]  # one filled, one drained
     chunk = chunks[0]
     encode: Any = _encode  # its sides' tuples splatted
     reader: Any = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
-    source: Any = reader if parquet is None else parquet_batches(reader, *parquet)
+    if parquet is None:
+        source: Any = reader
+    else:
+        source = parquet_batches(reader, *parquet, functools.partial(_head, nx=nx))
     batches = source if os.environ.get("LABELWATCH_DUCKDB_PREFETCH") == "0" else _prefetched(source)
     for batch in batches:
         if parquet is None:
             n = batch.num_rows
-            numbers, hashes, maps = batch.column(0).to_numpy(), batch.column(1).to_numpy(), []
+            numbers, hashes, xs, valid = _head(batch, nx)
+            maps = []
         else:
-            numbers, hashes, maps = batch
+            (numbers, hashes, xs, valid), maps = batch
             n = len(hashes)
         if not n:
             continue
         rowno = numbers if validate else _NONE_I
         ids = cells.intern(hashes)
-        col = 2
+        col = 2 + nx
         sides: list[tuple[Any, ...]] = []
         for acc in fields.values():
             per: list[tuple[Any, ...]] = []
@@ -400,7 +417,7 @@ def _passing(
                 if side is None:
                     per.append(_NO_SIDE)
                 elif parquet is not None:
-                    per.append(map_side(acc.labels, maps[col - 2]))
+                    per.append(map_side(acc.labels, maps[col - 2 - nx]))
                     col += 1
                 else:
                     side_of, col = _duckdb_side(acc, k, batch, col)
@@ -417,7 +434,8 @@ def _passing(
             acc.refresh()
             sides.append(tuple(per))
         dest = cells.group(ids)
-        chunk.add(ids, dest, [acc.words for acc in fields.values()])
+        keys = xs if numeric is None else numeric.keys_of(xs)
+        chunk.add(ids, dest, [acc.words for acc in fields.values()], xs, keys, valid)
         for f, (acc, (p, a)) in enumerate(zip(fields.values(), sides, strict=True)):
             starts = _starts(p, n) + _starts(a, n)
             eoff, ncode, codes, masks, sample = chunk.room(f, dest, starts, acc.cap * 3 * acc.m)
@@ -434,7 +452,21 @@ def _passing(
     drains.wait()
     cells.drain(chunk, cells.n)
     cells.flush(last=True)
-    return _Pass(fields, cells.hashes(), salt)
+    return _Pass(fields, cells.hashes(), salt, numeric)
+
+
+def _head(batch: Any, nx: int = 0) -> tuple[Any, Any, Any, Any]:
+    """A batch's row numbers, cell hashes, and its next ``nx`` columns' values (NULL:
+    NaN) and validity as (nx, rows) arrays."""
+    n = batch.num_rows
+    xs = np.empty((nx, n), dtype=np.float64)
+    valid = np.ones((nx, n), dtype=np.uint8)
+    for j in range(nx):
+        column = batch.column(2 + j)
+        xs[j] = column.to_numpy(zero_copy_only=False)
+        if column.null_count:
+            valid[j] = column.is_valid().to_numpy(zero_copy_only=False)
+    return batch.column(0).to_numpy(), batch.column(1).to_numpy(), xs, valid
 
 
 _NONE_I = np.zeros(1, dtype=np.int64)
@@ -490,11 +522,14 @@ class _Chunk:
     codes, label masks, sample code) per row, the rows of each batch grouped by cell;
     the arrays kept from one chunk to the next."""
 
-    def __init__(self, n_fields: int) -> None:
+    def __init__(self, n_fields: int, n_numeric: int) -> None:
         self.rows = 0
         self.start = 0  # the first row of the last batch added
         self.entries = [0] * n_fields
         self.ids = np.zeros(0, dtype=np.int32)
+        self.xs = np.zeros((0, n_numeric), dtype=np.float64)  # numeric features, per row
+        self.keys = np.zeros((0, n_numeric), dtype=np.int64)  # their bucket keys
+        self.valid = np.zeros((0, n_numeric), dtype=np.uint8)
         self.fields: list[list[Any]] = [
             [
                 np.zeros(0, dtype=np.int64),
@@ -506,14 +541,19 @@ class _Chunk:
             for _ in range(n_fields)
         ]
 
-    def add(self, ids: Any, dest: Any, words: list[int]) -> None:
+    def add(self, ids: Any, dest: Any, words: list[int], xs: Any, keys: Any, valid: Any) -> None:
         """Room for a batch's rows (``dest``: their positions in it, from the first free
-        row on), their cells stored."""
+        row on), their cells and numeric features (``xs``, ``keys``, ``valid``:
+        (features, rows)) stored."""
         n = len(ids)
         need = self.rows + n
         if need > len(self.ids):
             cap = max(need, min(2 * len(self.ids), _CHUNK_ROWS + n))
             self.ids = _grown(self.ids, cap)
+            if self.xs.shape[1]:
+                self.xs = _grown(self.xs, cap)
+                self.keys = _grown(self.keys, cap)
+                self.valid = _grown(self.valid, cap)
             for arrays, w in zip(self.fields, words, strict=True):
                 for j in (0, 1, 4):
                     arrays[j] = _grown(arrays[j], cap)
@@ -522,6 +562,10 @@ class _Chunk:
             if arrays[3].shape[2] != w:  # labels grew (a drained chunk): other masks
                 arrays[3] = np.zeros((len(self.ids), 2, w), dtype=np.uint64)
         self.ids[self.rows + dest] = ids
+        if self.xs.shape[1]:
+            self.xs[self.rows + dest] = xs.T
+            self.keys[self.rows + dest] = keys.T
+            self.valid[self.rows + dest] = valid.T
         self.start = self.rows
         self.rows = need
 
@@ -560,7 +604,7 @@ class _Chunk:
 
 def _grown(a: Any, rows: int, words: int | None = None) -> Any:
     """``a`` with room for ``rows`` rows, its contents kept (masks: ``words`` each)."""
-    shape = (rows,) if words is None else (rows, 2, words)
+    shape = (rows, *a.shape[1:]) if words is None else (rows, 2, words)
     out = np.empty(shape, dtype=a.dtype)
     keep = min(len(a), rows)
     if words is None or a.shape[1:] == (2, words):
@@ -603,8 +647,9 @@ class _Cells:
     """The cells met in a pass (dense ids of the cell hashes) and their accumulator
     slots."""
 
-    def __init__(self, fields: dict[str, _FieldAcc]) -> None:
+    def __init__(self, fields: dict[str, _FieldAcc], numeric: NumericAcc | None) -> None:
         self.fields = fields
+        self.numeric = numeric
         self.table_keys = np.zeros(1024, dtype=np.uint64)
         self.table_ids = np.full(1024, -1, dtype=np.int32)
         self.n = 0
@@ -672,6 +717,8 @@ class _Cells:
             self.slot_of = np.concatenate([self.slot_of, np.full(grow, -1, dtype=np.int32)])
         r = chunk.rows
         ids = chunk.ids[:r]
+        if self.numeric is not None:
+            self.numeric.cells(known)
         chunks = [(e[:r], nc[:r], codes, m[:r], smp[:r]) for e, nc, codes, m, smp in chunk.fields]
         n = len(ids)
         order = np.empty(n, dtype=np.int64)
@@ -690,6 +737,8 @@ class _Cells:
                     self.flush()
                 continue
             _by_slot(ids, self.slot_of, lo, stop, np.zeros(self.used + 1, dtype=np.int64), order)
+            if self.numeric is not None:  # a cell's rows are together in order[lo:stop]
+                self.numeric.add(order, lo, stop, ids, chunk.xs, chunk.keys, chunk.valid)
             for acc, (eoff, ncode, codes, masks, sample) in zip(
                 self.fields.values(), chunks, strict=True
             ):
@@ -750,11 +799,11 @@ def _max_slots(fields: dict[str, _FieldAcc]) -> int:
     return max(1, _SLOT_BYTES // max(1, sum(a.slot_bytes() for a in fields.values())))
 
 
-def _reduce(parts: list[tuple[Any, ...]], n_keys: int) -> tuple[Any, ...]:
+def _reduce(parts: list[tuple[Any, ...]], n_keys: int, n_sums: int) -> tuple[Any, ...]:
     """The parts' columns concatenated, rows of equal keys (the first ``n_keys`` columns)
-    summed."""
+    summed (the ``n_sums`` others)."""
     if not parts:
-        return tuple(np.zeros(0, dtype=np.int64) for _ in range(n_keys + 2))
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(n_keys + n_sums))
     cols = [
         np.concatenate([np.asarray(p[j], dtype=np.int64) for p in parts])
         for j in range(len(parts[0]))
@@ -789,24 +838,38 @@ def _objects(values: Any) -> Any:
     return out
 
 
-def _pass_tables(
-    passed: _Pass, rows: list[tuple[Any, ...]], names: list[str], order: dict[str, list[str]]
-) -> tuple[Table, Table, Table, list[DenseScores]]:
-    """(scores, samples, pairs, dense scores) of a pass; ``rows``: (hash, cell...,
-    count) per cell; ``order``: the labels, in the order of a pair's two labels."""
+def _cell_columns(
+    passed: _Pass, rows: list[tuple[Any, ...]], names: list[str]
+) -> Callable[[Any], Table]:
+    """The cell columns (``names``, and ``cell``: the id) of cell ids of a pass;
+    ``rows``: (hash, cell..., count) per cell."""
     index = {int(r[0]): j for j, r in enumerate(rows)}
     cell_rows = np.array([index[h] for h in passed.cell_hash.tolist()], dtype=np.int64)
     per_cell: list[Any] = [np.array([r[1] for r in rows], dtype=np.int64)]
     per_cell += [_objects([r[2 + i] for r in rows]) for i in range(len(names) - 1)]
     per_cell = [c[cell_rows] for c in per_cell]
+
+    def at(ids: Any) -> Table:
+        t: Table = {n: c[ids] for n, c in zip(names, per_cell, strict=True)}
+        t["cell"] = np.asarray(ids, dtype=np.int64)  # a cell's id: a faster grouping
+        return t
+
+    return at
+
+
+def _pass_tables(
+    passed: _Pass, rows: list[tuple[Any, ...]], names: list[str], order: dict[str, list[str]]
+) -> tuple[Table, Table, Table, list[DenseScores]]:
+    """(scores, samples, pairs, dense scores) of a pass; ``rows``: (hash, cell...,
+    count) per cell; ``order``: the labels, in the order of a pair's two labels."""
+    at = _cell_columns(passed, rows, names)
     out: dict[str, list[Table]] = {"scores": [], "samples": [], "pairs": []}
     dense: list[DenseScores] = []
     for f, acc in passed.fields.items():
         labels = _objects(acc.labels.names)
 
         def cells(ids: Any, f: str = f) -> Table:
-            t: Table = {n: c[ids] for n, c in zip(names, per_cell, strict=True)}
-            t["cell"] = np.asarray(ids, dtype=np.int64)  # a cell's id: a faster grouping
+            t = at(ids)
             t["field"] = _objects([f] * len(ids))
             return t
 
@@ -816,7 +879,7 @@ def _pass_tables(
             del t["field"]
             dense.append(DenseScores(f, t, list(acc.labels.names), counts))
         else:
-            cell, k, o, b, count = _reduce(acc.out_scores, 4)
+            cell, k, o, b, count = _reduce(acc.out_scores, 4, 1)
             t = cells(cell)
             t.update(label=labels[k], outcome=o, bin=b, count=count)
             out["scores"].append(t)
@@ -833,7 +896,7 @@ def _pass_tables(
         )
         out["samples"].append(t)
         if acc.pairs_ok and 0 < acc.n <= _MAX_PAIR_LABELS:
-            cell, a, b, pred, actual = _reduce(acc.out_pairs, 3)
+            cell, a, b, pred, actual = _reduce(acc.out_pairs, 3, 2)
             rank_of = {x: j for j, x in enumerate(order.get(f, []))}
             rank = np.array([rank_of.get(x, j) for j, x in enumerate(acc.labels.names)])
             swap = rank[a] > rank[b] if len(rank) else np.zeros(0, dtype=bool)

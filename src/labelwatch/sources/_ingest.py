@@ -239,7 +239,11 @@ def verify_keys(source: Source, plan: Plan, summary: Summary) -> None:
     hi = np.asarray(t["hi"], dtype=np.float64)
     key = np.asarray(t["key"], dtype=np.int64)
     features = np.asarray(t["feature"]).astype(str)
-    bad = (_sdk_keys(lo, plan.log_gamma) != key) | (_sdk_keys(hi, plan.log_gamma) != key)
+    bad = np.zeros(len(key), dtype=bool)
+    known = ~(np.isnan(lo) & np.isnan(hi))  # NaN, NaN: keys of NumPy's formula already
+    bad[known] = (_sdk_keys(lo[known], plan.log_gamma) != key[known]) | (
+        _sdk_keys(hi[known], plan.log_gamma) != key[known]
+    )
     if not bad.any():
         return
     cells = summary.cell_columns()

@@ -10,7 +10,7 @@ order (checked per row group: any difference falls back to DuckDB's reading).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -79,33 +79,40 @@ def pyarrow_plan(
 
 
 def parquet_batches(
-    reader: Any, files: list[str], columns: list[str], key_paths: list[list[str]]
-) -> Iterator[tuple[Any, Any, list[Any]]]:
-    """(row numbers, cell hashes, the columns' MapArrays) per row group: the maps read
-    by pyarrow, the numbers and hashes taken from DuckDB's ``reader`` (columns: row
-    number, hash) in step with them."""
+    reader: Any,
+    files: list[str],
+    columns: list[str],
+    key_paths: list[list[str]],
+    head: Callable[[Any], tuple[Any, ...]],
+) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
+    """(``head`` of DuckDB's rows, the columns' MapArrays) per row group: the maps read
+    by pyarrow, DuckDB's ``reader`` (columns: row number, hash, more) read in step with
+    them; ``head``: a DuckDB batch as arrays whose last axis is the rows', the row
+    numbers first."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pool = pa.default_memory_pool()
-    have: list[tuple[Any, Any]] = []
+    have: list[tuple[Any, ...]] = []
     held = 0
     expected = 0
 
-    def take(m: int) -> tuple[Any, Any]:
+    def take(m: int) -> tuple[Any, ...]:
         nonlocal held
         while held < m:
             batch = reader.read_next_batch()  # StopIteration: fewer rows than pyarrow's
             if batch.num_rows:
-                have.append((batch.column(0).to_numpy(), batch.column(1).to_numpy()))
+                have.append(head(batch))
                 held += batch.num_rows
-        numbers = np.concatenate([x[0] for x in have]) if len(have) > 1 else have[0][0]
-        hashes = np.concatenate([x[1] for x in have]) if len(have) > 1 else have[0][1]
+        if len(have) > 1:  # the last axis is the rows'
+            cols = tuple(np.concatenate(x, axis=-1) for x in zip(*have, strict=True))
+        else:
+            cols = have[0]
         have.clear()
-        if len(numbers) > m:
-            have.append((numbers[m:], hashes[m:]))
+        if len(cols[0]) > m:
+            have.append(tuple(c[..., m:] for c in cols))
         held -= m
-        return numbers[:m], hashes[:m]
+        return tuple(c[..., :m] for c in cols)
 
     try:
         for f, keys in zip(files, key_paths, strict=True):
@@ -119,11 +126,11 @@ def parquet_batches(
                     n = table.num_rows
                     if not n:
                         continue
-                    numbers, hashes = take(n)
-                    if not np.array_equal(numbers, np.arange(expected, expected + n)):
+                    got = take(n)
+                    if not np.array_equal(got[0], np.arange(expected, expected + n)):
                         raise OutOfStep
                     expected += n
-                    yield numbers, hashes, maps
+                    yield got, maps
                     del table, maps
                     pool.release_unused()  # else kept by mimalloc: 2.07 GB peak on 2M rows
         if held or any(b.num_rows for b in reader):

@@ -181,7 +181,8 @@ class Summary:
       the extremes (NaN when none; -0.0 counts as 0.0).
     - ``numeric_keys``: ``feature, sign, key, count, lo, hi``: per sign (+1, -1) and key
       ``ceil(ln|x| / log_gamma)`` of the values ``|x| >=`` the smallest normal float:
-      how many, and their least and greatest ``|x|``.
+      how many, and their least and greatest ``|x|`` (both NaN: keys computed by
+      ``NumericSketch``'s own NumPy formula, nothing for ``verify_keys`` to check).
     - ``numeric_sums``: ``feature, exponent, mantissa``: Σx = Σ mantissa * 2**exponent
       exactly (``mantissa`` a Python int: an object array), over the present values.
     - ``categorical``: ``feature, category, count``: category text as
