@@ -210,3 +210,33 @@ def test_integer_scores_beyond_doubles_are_refused_as_by_duckdb(tmp_path: Path) 
         messages.append(str(err.value))
     assert messages[0] == messages[1]
     assert "pred.c" in messages[1] and "41" in messages[1]
+
+
+@pytest.mark.parametrize(
+    ("side", "row", "entry", "where"),
+    [
+        ("pred", 30, ("", 0.5), "pred"),  # an empty label
+        ("pred", 52, ("b", 1.5), "pred.b"),  # a score out of [0, 1]
+        ("act", 47, ("", 1.0), "act"),
+        ("act", 35, ("d", 0.5), "act.d"),  # an actual neither 0 nor 1
+    ],
+)
+def test_bad_entries_are_refused_as_by_the_sql_engine(
+    tmp_path: Path, side: str, row: int, entry: tuple[str, float], where: str
+) -> None:
+    """Read by pyarrow, a bad map entry (counted per batch, checked in the kernel) gets
+    the SQL engine's error, at the same row, in a later row group than the first."""
+    from labelwatch.errors import InvalidInputError
+
+    rows = make_rows(60, seed=6)
+    rows[row][side] = {"a": 1.0, entry[0]: entry[1]}
+    paths = _files(tmp_path, rows, 2)
+    plan = make_plan(mapping_for("map"))
+    messages = []
+    for eng in ("sql", None):
+        with DuckDBSource(paths, engine=eng) as s, pytest.raises(InvalidInputError) as err:
+            s.discover(plan)
+        messages.append(str(err.value))
+        assert err.value.row == row
+    assert messages[0] == messages[1]
+    assert where in messages[1]

@@ -27,6 +27,7 @@ import numpy as np
 
 from labelwatch.sources._parquet_read import ParquetPlan, map_side, parquet_batches
 from labelwatch.sources._pass_kernels import (
+    _POS,
     _by_slot,
     _encode,
     _fnv,
@@ -413,11 +414,14 @@ def _passing(
         sides: list[tuple[Any, ...]] = []
         for acc in fields.values():
             per: list[tuple[Any, ...]] = []
+            counted: list[tuple[int, tuple[Any, ...], Any]] = []
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
                     per.append(_NO_SIDE)
                 elif parquet is not None:
-                    per.append(map_side(acc.labels, maps[col - 2 - nx]))
+                    side_of, counts = map_side(acc.labels, maps[col - 2 - nx])
+                    per.append(side_of)
+                    counted.append((k, side_of, counts))
                     col += 1
                 else:
                     side_of, col = _duckdb_side(acc, k, batch, col)
@@ -432,6 +436,9 @@ def _passing(
                 acc._size(grow, acc.slots)
                 cells.resized()
             acc.refresh()
+            if validate:
+                for k, side_of, counts in counted:
+                    _map_stats(acc.stats[k], side_of, counts, rowno)
             sides.append(tuple(per))
         dest = cells.group(ids)
         keys = xs if numeric is None else numeric.keys_of(xs)
@@ -453,6 +460,22 @@ def _passing(
     cells.drain(chunk, cells.n)
     cells.flush(last=True)
     return _Pass(fields, cells.hashes(), salt, numeric)
+
+
+def _map_stats(stats: Any, side: tuple[Any, ...], counts: Any, rowno: Any) -> None:
+    """Count a batch's map side (kind 3) into ``stats`` (2, L): per label its entries
+    and, for labels not met before, the first ``row * _POS + position``."""
+    off, code_of, index = side[1], side[2], side[5]
+    used = np.flatnonzero(counts)
+    codes = code_of[used]
+    keep = codes >= 0
+    used, codes = used[keep], codes[keep]
+    stats[0, codes] += counts[used]
+    for d, code in zip(used.tolist(), codes.tolist(), strict=True):
+        if stats[1, code] == _NO_FIRST:
+            j = int(np.argmax(index == d))
+            r = int(np.searchsorted(off, j, side="right")) - 1
+            stats[1, code] = int(rowno[r]) * _POS + (j - int(off[r]))
 
 
 def _head(batch: Any, nx: int = 0) -> tuple[Any, Any, Any, Any]:

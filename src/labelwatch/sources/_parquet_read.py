@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from labelwatch.sources._pass_kernels import _key_counts
+
 ParquetPlan = tuple[list[str], list[str], list[list[str]]]  # files, MAP columns, key paths
 
 
@@ -139,15 +141,17 @@ def parquet_batches(
         raise OutOfStep from exc
 
 
-def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
+def map_side(labels: Any, arr: Any) -> tuple[tuple[Any, ...], Any]:
     """A pyarrow MapArray whose keys were read as a dictionary as the pass' map side
     (``_encode``'s kind 3): (3, offsets, code per dictionary entry, values, valid rows,
-    dictionary index per entry, -, -)."""
+    dictionary index per entry, -, -); and the entries of each dictionary entry."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     off = arr.offsets.to_numpy().astype(np.int64)
     has = arr.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
+    if arr.null_count and np.diff(off)[has == 0].any():  # entries under a NULL map
+        raise OutOfStep
     keys, items = arr.keys, arr.items
     if items.type != pa.float64():  # as DuckDB's CAST(... AS DOUBLE): rounded, not refused
         items = pc.cast(items, pa.float64(), safe=False)
@@ -155,8 +159,10 @@ def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
     if not pa.types.is_dictionary(keys.type):  # read_dictionary asked for them
         raise OutOfStep
     index = keys.indices.to_numpy(zero_copy_only=False)
-    used = np.bincount(index, minlength=len(keys.dictionary)) > 0  # labels rows hold
+    counts = np.zeros(len(keys.dictionary), dtype=np.int64)
+    _key_counts(index, counts)
+    used = counts > 0  # labels rows hold
     code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)  # per dictionary entry
     code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
     none = np.zeros(0, dtype=np.int32)
-    return (3, off, code_of, vals, has, index, none.view(np.uint8), none)
+    return (3, off, code_of, vals, has, index, none.view(np.uint8), none), counts

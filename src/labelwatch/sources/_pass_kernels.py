@@ -221,9 +221,10 @@ def _encode(
 
     ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
     in the actual, with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
-    first ``row * _POS + position``; ``bad`` (2,): per side the first bad entry
-    (validation of map sides). The label lookup is written out in each loop: a shared
-    helper, even inlined by numba, made the 10M-row pass 2.3x slower (10.9 s -> 24.7 s)."""
+    first ``row * _POS + position`` (kind 1; kind 3: counted per batch, ``_key_counts``);
+    ``bad`` (2,): per side the first bad entry (validation of map sides). The label
+    lookup is written out in each loop: a shared helper, even inlined by numba, made
+    the 10M-row pass 2.3x slower (10.9 s -> 24.7 s)."""
     steps = etab.shape[0]
     pw = pcode.shape[0]
     aw = acode.shape[0]
@@ -261,12 +262,16 @@ def _encode(
                 else:
                     k = atcode[pos]
                 v = aval[j] if amap else aval[pos * arows + i]
-                if validate and amap:
+                if validate and ak == 1:
                     at = rowno[i] * _POS + (j - a0)
                     stats[1, 0, k] += 1
                     if at < stats[1, 1, k]:
                         stats[1, 1, k] = at
                     if at < bad[1] and (badkey[k] or not (v == 0.0 or v == 1.0)):
+                        bad[1] = at
+                elif validate and ak == 3 and (badkey[k] or not (v == 0.0 or v == 1.0)):
+                    at = rowno[i] * _POS + (j - a0)  # stats: counted per batch (map_side)
+                    if at < bad[1]:
                         bad[1] = at
                 if k < 0 or v != v:
                     continue
@@ -292,12 +297,16 @@ def _encode(
                 else:
                     k = ptcode[pos]
                 s = pval[j] if pmap else pval[pos * prows + i]
-                if validate and pmap:
+                if validate and pk == 1:
                     at = rowno[i] * _POS + (j - p0)
                     stats[0, 0, k] += 1
                     if at < stats[0, 1, k]:
                         stats[0, 1, k] = at
                     if at < bad[0] and (badkey[k] or not (s >= 0.0 and s <= 1.0)):
+                        bad[0] = at
+                elif validate and pk == 3 and (badkey[k] or not (s >= 0.0 and s <= 1.0)):
+                    at = rowno[i] * _POS + (j - p0)
+                    if at < bad[0]:
                         bad[0] = at
                 if k < 0 or (pk == 2 and s != s):
                     continue
@@ -459,3 +468,11 @@ def _rehash(keys: Any, vals: Any, table_keys: Any, table_ids: Any) -> None:
             k = (k + 1) & mask
         table_keys[k] = keys[i]
         table_ids[k] = vals[i]
+
+
+@_jit
+def _key_counts(index: Any, counts: Any) -> None:
+    """``counts[d]``: the entries of dictionary index ``d`` (``np.bincount`` without its
+    int64 copy of the indices)."""
+    for j in range(index.shape[0]):
+        counts[index[j]] += 1

@@ -59,24 +59,33 @@ def _find(table: Any, code: int, shift: int) -> int:
 @_jit
 def _pool_room(pool: Any, win: Any, state: Any, need: int, limit: int) -> Any:
     """``pool`` with room for ``need`` more entries: the live windows moved together
-    into a new one when full (``state[_OVER]`` set instead when it would pass ``limit``
-    entries)."""
+    (in place, or into a pool twice the size when they would fill most of it);
+    ``state[_OVER]`` set instead when it would pass ``limit`` entries."""
     if state[_USED] + need <= pool.shape[0]:
         return pool
     live = state[_LIVE] + need
-    size = max(live + live // 4, 1024)
-    if size > limit:
-        state[_OVER] = 1
-        return pool
-    new = np.zeros(size, dtype=np.int64)
-    at = 0
+    size = pool.shape[0]
+    if 5 * live > 4 * size:
+        size = max(2 * size, live + live // 4, 1024)
+        if size > limit:
+            state[_OVER] = 1
+            return pool
+        new = np.empty(size, dtype=np.int64)
+    else:
+        new = pool  # windows only move down: each copied before the next is overwritten
+    bases = np.empty(win.shape[0], dtype=np.int64)
     for w in range(win.shape[0]):
+        bases[w] = win[w, 0] if win[w, 0] >= 0 else np.iinfo(np.int64).max
+    at = 0
+    for w in np.argsort(bases):
         base = win[w, 0]
-        if base >= 0:
-            span = win[w, 2]
-            new[at : at + span] = pool[base : base + span]
-            win[w, 0] = at
-            at += span
+        if base < 0:
+            break
+        span = win[w, 2]
+        for t in range(span):
+            new[at + t] = pool[base + t]
+        win[w, 0] = at
+        at += span
     state[_USED] = at
     return new
 
