@@ -169,16 +169,27 @@ class _Labels:
             k = (k + 1) & mask
         self.table[k] = t
 
+    def known(self, keys: Any) -> Any:
+        """The codes of a string array's values; None when one was not met before."""
+        n = len(keys)
+        out = np.empty(n, dtype=np.int32)
+        soff, data = _strings(keys)
+        if n:
+            j, self.prev = _intern(
+                soff, data, 0, n, self.lab_off, self.lab, self.table, self.nxt, self.prev,
+                self.code_of, out,
+            )  # fmt: skip
+            if j < n:
+                return None
+        return out
+
     def intern(self, keys: Any) -> Any:
         """The codes of a string array's values."""
         n = len(keys)
         out = np.empty(n, dtype=np.int32)
         if not n:
             return out
-        bufs = keys.buffers()
-        width = np.int64 if pa_types().is_large_string(keys.type) else np.int32
-        soff = np.frombuffer(bufs[1], dtype=width)[keys.offset : keys.offset + n + 1]
-        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
+        soff, data = _strings(keys)
         j = 0
         while j < n:
             j, self.prev = _intern(
@@ -197,6 +208,15 @@ class _Labels:
             if j < n:
                 self.add(data[soff[j] : soff[j + 1]].tobytes())
         return out
+
+
+def _strings(keys: Any) -> tuple[Any, Any]:
+    """A non-empty string array's value offsets and bytes."""
+    bufs = keys.buffers()
+    width = np.int64 if pa_types().is_large_string(keys.type) else np.int32
+    soff = np.frombuffer(bufs[1], dtype=width)[keys.offset : keys.offset + len(keys) + 1]
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
+    return soff, data
 
 
 def pa_string_array(values: list[str]) -> Any:
@@ -411,17 +431,17 @@ def _passing(
         rowno = numbers if validate else _NONE_I
         ids = cells.intern(hashes)
         col = 2 + nx
-        sides: list[tuple[Any, ...]] = []
+        sides: list[tuple[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]]] = []
         for acc in fields.values():
             per: list[tuple[Any, ...]] = []
-            counted: list[tuple[int, tuple[Any, ...], Any]] = []
+            counted: list[tuple[int, tuple[Any, ...]]] = []
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
                     per.append(_NO_SIDE)
                 elif parquet is not None:
-                    side_of, counts = map_side(acc.labels, maps[col - 2 - nx])
+                    side_of = map_side(acc.labels, maps[col - 2 - nx])
                     per.append(side_of)
-                    counted.append((k, side_of, counts))
+                    counted.append((k, side_of))
                     col += 1
                 else:
                     side_of, col = _duckdb_side(acc, k, batch, col)
@@ -436,14 +456,11 @@ def _passing(
                 acc._size(grow, acc.slots)
                 cells.resized()
             acc.refresh()
-            if validate:
-                for k, side_of, counts in counted:
-                    _map_stats(acc.stats[k], side_of, counts, rowno)
-            sides.append(tuple(per))
+            sides.append((tuple(per), counted))
         dest = cells.group(ids)
         keys = xs if numeric is None else numeric.keys_of(xs)
         chunk.add(ids, dest, [acc.words for acc in fields.values()], xs, keys, valid)
-        for f, (acc, (p, a)) in enumerate(zip(fields.values(), sides, strict=True)):
+        for f, (acc, ((p, a), counted)) in enumerate(zip(fields.values(), sides, strict=True)):
             starts = _starts(p, n) + _starts(a, n)
             eoff, ncode, codes, masks, sample = chunk.room(f, dest, starts, acc.cap * 3 * acc.m)
             encode(
@@ -451,6 +468,9 @@ def _passing(
                 validate, acc.badkey, acc.stats, acc.bad, acc.stamps,
                 dest, eoff, codes, ncode, masks, sample,
             )  # fmt: skip
+            if validate:  # the map sides read by pyarrow: counted by dictionary entry
+                for k, side_of in counted:
+                    _map_stats(acc.stats[k], side_of, rowno)
         stamp0 += n
         if chunk.rows >= _CHUNK_ROWS:
             drains.start(chunk, cells.n)
@@ -462,10 +482,11 @@ def _passing(
     return _Pass(fields, cells.hashes(), salt, numeric)
 
 
-def _map_stats(stats: Any, side: tuple[Any, ...], counts: Any, rowno: Any) -> None:
-    """Count a batch's map side (kind 3) into ``stats`` (2, L): per label its entries
-    and, for labels not met before, the first ``row * _POS + position``."""
-    off, code_of, index = side[1], side[2], side[5]
+def _map_stats(stats: Any, side: tuple[Any, ...], rowno: Any) -> None:
+    """Count a batch's map side (kind 3, its entries per dictionary entry counted by
+    ``_encode``) into ``stats`` (2, L): per label its entries and, for labels not met
+    before, the first ``row * _POS + position``."""
+    off, code_of, index, counts = side[1], side[2], side[5], side[8]
     used = np.flatnonzero(counts)
     codes = code_of[used]
     keep = codes >= 0
@@ -496,7 +517,7 @@ _NONE_I = np.zeros(1, dtype=np.int64)
 _NONE_C = np.zeros(0, dtype=np.int32)
 _NONE_F = np.zeros(1, dtype=np.float64)
 _NONE_B = np.zeros(1, dtype=np.uint8)
-_NO_SIDE = (0, _NONE_I, _NONE_C, _NONE_F, _NONE_B, _NONE_I, _NONE_B, _NONE_C)
+_NO_SIDE = (0, _NONE_I, _NONE_C, _NONE_F, _NONE_B, _NONE_I, _NONE_B, _NONE_C, _NONE_I)
 
 
 def _duckdb_side(acc: _FieldAcc, k: int, batch: Any, col: int) -> tuple[tuple[Any, ...], int]:
@@ -517,6 +538,7 @@ def _duckdb_side(acc: _FieldAcc, k: int, batch: Any, col: int) -> tuple[tuple[An
             keys.offsets.to_numpy().astype(np.int64),
             keys.is_valid().to_numpy(zero_copy_only=False).view(np.uint8),
             acc.template_codes[k],
+            _NONE_I,
         )
         return out, col + 2
     has = batch.column(col).to_numpy(zero_copy_only=False).view(np.uint8)
@@ -526,7 +548,7 @@ def _duckdb_side(acc: _FieldAcc, k: int, batch: Any, col: int) -> tuple[tuple[An
         parts = [batch.column(col + 1 + j) for j in range(len(codes))]
         fvals = np.concatenate([x.to_numpy(zero_copy_only=False) for x in parts])
         fvals = fvals.astype(np.float64, copy=False)
-    return (2, _NONE_I, codes, fvals, has, _NONE_I, _NONE_B, _NONE_C), col + 1 + len(codes)
+    return (2, _NONE_I, codes, fvals, has, _NONE_I, _NONE_B, _NONE_C, _NONE_I), col + 1 + len(codes)
 
 
 def _starts(side: tuple[Any, ...], n: int) -> Any:
@@ -571,7 +593,7 @@ class _Chunk:
         n = len(ids)
         need = self.rows + n
         if need > len(self.ids):
-            cap = max(need, min(2 * len(self.ids), _CHUNK_ROWS + n))
+            cap = max(need, _CHUNK_ROWS + n)  # a chunk at once: no copies (pages touched as used)
             self.ids = _grown(self.ids, cap)
             if self.xs.shape[1]:
                 self.xs = _grown(self.xs, cap)
@@ -608,7 +630,7 @@ class _Chunk:
         if need > len(arrays[2]):  # room for a chunk of rows like these
             rows = self.start + n
             guess = need * (max(rows, _CHUNK_ROWS) + n) // rows
-            arrays[2] = _grown(arrays[2], max(need, min(2 * len(arrays[2]), guess)))
+            arrays[2] = _grown(arrays[2], max(need, guess))
         lo, hi = self.start, self.start + n
         arrays[0][lo:hi] = eoff[:-1]
         self.entries[f] = need

@@ -141,10 +141,11 @@ def parquet_batches(
         raise OutOfStep from exc
 
 
-def map_side(labels: Any, arr: Any) -> tuple[tuple[Any, ...], Any]:
+def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
     """A pyarrow MapArray whose keys were read as a dictionary as the pass' map side
     (``_encode``'s kind 3): (3, offsets, code per dictionary entry, values, valid rows,
-    dictionary index per entry, -, -); and the entries of each dictionary entry."""
+    dictionary index per entry, -, -, zeros: the entries per dictionary entry, for
+    ``_encode`` to count)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -160,9 +161,12 @@ def map_side(labels: Any, arr: Any) -> tuple[tuple[Any, ...], Any]:
         raise OutOfStep
     index = keys.indices.to_numpy(zero_copy_only=False)
     counts = np.zeros(len(keys.dictionary), dtype=np.int64)
-    _key_counts(index, counts)
-    used = counts > 0  # labels rows hold
-    code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)  # per dictionary entry
-    code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
+    code_of = labels.known(keys.dictionary)  # per dictionary entry
+    if code_of is None:  # a key not met before: interned if the rows hold it
+        _key_counts(index, counts)
+        used = counts > 0
+        code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)
+        code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
+        counts[:] = 0
     none = np.zeros(0, dtype=np.int32)
-    return (3, off, code_of, vals, has, index, none.view(np.uint8), none), counts
+    return (3, off, code_of, vals, has, index, none.view(np.uint8), none, counts)
