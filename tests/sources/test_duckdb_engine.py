@@ -578,3 +578,28 @@ def test_compiled_pass_equals_sql(
             _same_tables(a.summarize(p), b.summarize(p))
             if labels is not None:
                 check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
+
+
+@pytest.mark.parametrize("engine", ["sql", None])
+@pytest.mark.parametrize("ints", [False, True])
+def test_duplicate_ids_are_refused(engine: str | None, ints: bool) -> None:
+    """An id met twice: the later row refused, naming the first (text and integer ids;
+    the check groups ids only when their hashes collide)."""
+    rows = make_rows(60, seed=8)
+    rows[44]["id"] = rows[17]["id"]
+    rows[51]["id"] = rows[3]["id"]
+    table = arrow_table(rows, "map")
+    if ints:
+        ids = pa.array([int(r["id"][1:]) for r in rows], pa.int64())
+        table = table.set_column(table.schema.get_field_index("id"), "id", ids)
+    with DuckDBSource(table=table, engine=engine) as src:
+        with pytest.raises(InvalidInputError) as err:
+            src.discover(make_plan(mapping_for("map")))
+        assert (err.value.field, err.value.row) == ("id", 44)
+        assert "also at row 17" in str(err.value)
+        assert str(err.value.got) == ("17" if ints else "p17")
+        unique = table.set_column(
+            table.schema.get_field_index("id"), "id", pa.array([f"q{i}" for i in range(60)])
+        )
+    with DuckDBSource(table=unique, engine=engine) as src:
+        assert src.discover(make_plan(mapping_for("map"))).rows == 60

@@ -561,6 +561,10 @@ class DuckDBSource(_ColumnSQL):
 
     def _duplicates(self, id_column: str, errors: list[tuple[int, int, InvalidInputError]]) -> None:
         col = _q(id_column)
+        # distinct hashes first (faster than grouping the ids): as many as rows, no two
+        # equal ids; else the ids themselves are grouped
+        if not self._sql(f"SELECT count({col}) - count(DISTINCT hash({col})) FROM lw_src")[0][0]:
+            return
         dup = (
             f"SELECT {col} AS id, min({ROW}) AS first FROM lw_src WHERE {col} IS NOT NULL "
             f"GROUP BY {col} HAVING count(*) > 1"
