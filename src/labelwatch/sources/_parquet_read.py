@@ -80,6 +80,13 @@ def pyarrow_plan(
     return None if keys is None else (files, columns, keys)
 
 
+# pyarrow's pool (mimalloc) gives its free memory back every this many rows read (never:
+# 2.07 GB peak on 2M rows x 20 labels, an earlier pass). After every row group of 250k
+# rows, the pages faulted in again cost 10M rows 0.6 s (12.9 s against 12.3 s, three
+# runs each), for 150 MB less peak RSS (1.53 GB against 1.69 GB).
+_RELEASE_ROWS = 1 << 20
+
+
 def parquet_batches(
     reader: Any,
     files: list[str],
@@ -98,6 +105,7 @@ def parquet_batches(
     have: list[tuple[Any, ...]] = []
     held = 0
     expected = 0
+    since = 0  # rows read since the pool last gave back its free memory
 
     def take(m: int) -> tuple[Any, ...]:
         nonlocal held
@@ -134,7 +142,10 @@ def parquet_batches(
                     expected += n
                     yield got, maps
                     del table, maps
-                    pool.release_unused()  # else kept by mimalloc: 2.07 GB peak on 2M rows
+                    since += n
+                    if since >= _RELEASE_ROWS:  # mimalloc keeps what was freed
+                        pool.release_unused()
+                        since = 0
         if held or any(b.num_rows for b in reader):
             raise OutOfStep
     except (StopIteration, pa.ArrowException) as exc:
