@@ -238,7 +238,6 @@ def verify_keys(source: Source, plan: Plan, summary: Summary) -> None:
     lo = np.asarray(t["lo"], dtype=np.float64)
     hi = np.asarray(t["hi"], dtype=np.float64)
     key = np.asarray(t["key"], dtype=np.int64)
-    features = np.asarray(t["feature"]).astype(str)
     bad = np.zeros(len(key), dtype=bool)
     known = ~(np.isnan(lo) & np.isnan(hi))  # NaN, NaN: keys of NumPy's formula already
     bad[known] = (_sdk_keys(lo[known], plan.log_gamma) != key[known]) | (
@@ -246,6 +245,7 @@ def verify_keys(source: Source, plan: Plan, summary: Summary) -> None:
     )
     if not bad.any():
         return
+    features = np.asarray(t["feature"]).astype(str)
     cells = summary.cell_columns()
     drop = np.zeros(len(key), dtype=bool)
     added: dict[str, list[Any]] = {c: [] for c in t}
