@@ -603,3 +603,16 @@ def test_duplicate_ids_are_refused(engine: str | None, ints: bool) -> None:
         )
     with DuckDBSource(table=unique, engine=engine) as src:
         assert src.discover(make_plan(mapping_for("map"))).rows == 60
+
+
+def test_empty_source_summarizes_to_empty_tables() -> None:
+    """No rows: empty tables from both engines (the compiled pass once built one column
+    too many and failed)."""
+    table = arrow_table([], "map")
+    plan = make_plan(mapping_for("map"))
+    with DuckDBSource(table=table, engine="sql") as a, DuckDBSource(table=table) as b:
+        assert a.discover(plan).rows == b.discover(plan).rows == 0
+        want, got = a.summarize(plan), b.summarize(plan)
+    for name in ("scores", "samples", "pairs", "numeric", "numeric_keys", "numeric_sums", "rows"):
+        assert all(len(c) == 0 for c in getattr(got.sparse(), name).values()), name
+    _same_tables(want, got)
