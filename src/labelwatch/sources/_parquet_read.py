@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from labelwatch.sources._pass_kernels import _key_counts
-
 ParquetPlan = tuple[list[str], list[str], list[list[str]]]  # files, MAP columns, key paths
 
 
@@ -171,13 +169,11 @@ def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
     if not pa.types.is_dictionary(keys.type):  # read_dictionary asked for them
         raise OutOfStep
     index = keys.indices.to_numpy(zero_copy_only=False)
-    counts = np.zeros(len(keys.dictionary), dtype=np.int64)
     code_of = labels.known(keys.dictionary)  # per dictionary entry
-    if code_of is None:  # a key not met before: interned if the rows hold it
-        _key_counts(index, counts)
-        used = counts > 0
+    if code_of is None:  # a key not met before (rare): interned if the rows hold it
+        used = np.bincount(index, minlength=len(keys.dictionary)) > 0
         code_of = np.full(len(keys.dictionary), -1, dtype=np.int32)
         code_of[used] = labels.intern(keys.dictionary.filter(pa.array(used)))
-        counts[:] = 0
+    counts = np.zeros(len(keys.dictionary), dtype=np.int64)
     none = np.zeros(0, dtype=np.int32)
     return (3, off, code_of, vals, has, index, none.view(np.uint8), none, counts)

@@ -475,11 +475,3 @@ def _rehash(keys: Any, vals: Any, table_keys: Any, table_ids: Any) -> None:
             k = (k + 1) & mask
         table_keys[k] = keys[i]
         table_ids[k] = vals[i]
-
-
-@_jit
-def _key_counts(index: Any, counts: Any) -> None:
-    """``counts[d]``: the entries of dictionary index ``d`` (``np.bincount`` without its
-    int64 copy of the indices)."""
-    for j in range(index.shape[0]):
-        counts[index[j]] += 1
