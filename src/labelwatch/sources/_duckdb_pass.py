@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 
-from labelwatch.sources._parquet_read import ParquetPlan, map_side, parquet_batches
+from labelwatch.sources._parquet_read import ParquetPlan, map_side, parquet_batches, release
 from labelwatch.sources._pass_kernels import (
     _POS,
     _by_slot,
@@ -471,6 +471,8 @@ def _passing(
             if validate:  # the map sides read by pyarrow: counted by dictionary entry
                 for k, side_of in counted:
                     _map_stats(acc.stats[k], side_of, rowno)
+        for m in maps:  # read by the loops above only: their arrays can be filled again
+            release(m)
         stamp0 += n
         if chunk.rows >= _CHUNK_ROWS:
             drains.start(chunk, cells.n)
