@@ -207,38 +207,64 @@ def test_what_it_does_not_decode_is_unsupported(tmp_path: Path) -> None:
         assert map_layout(pf.metadata, key) is None
 
 
-def test_a_truncated_or_damaged_chunk_is_unsupported_not_a_crash(tmp_path: Path) -> None:
-    """Bytes cut or overwritten inside the map's pages: ``Unsupported`` or pyarrow's
-    very result (a damage that changes nothing read), never another error."""
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": "none"},
+        {"compression": "none", "data_page_version": "2.0", "data_page_size": 512},
+        {"compression": "none", "use_dictionary": [KEY], "data_page_size": 512},
+        {"compression": "snappy"},
+    ],
+)
+def test_damaged_chunks_are_unsupported_never_a_crash(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    """Bytes overwritten inside the map's column chunks (headers, levels, indices,
+    dictionaries, values): ``Unsupported``, or arrays that keep to their bounds (a
+    damaged value or index can still be a valid one: pyarrow would read it too)."""
     rows = _maps(np.random.default_rng(4), 300, 20)
     path = tmp_path / "m.parquet"
-    _write(path, rows, compression="none")
+    _write(path, rows, **options)
     data = path.read_bytes()
     with pq.ParquetFile(path) as pf:
         meta = pf.metadata.row_group(0)
         layout = map_layout(pf.metadata, KEY)
         assert layout is not None
-        chunk = meta.column(layout.value.column)
-        lo = chunk.dictionary_page_offset or chunk.data_page_offset
-        hi = lo + chunk.total_compressed_size
     rng = np.random.default_rng(5)
     unsupported = 0
-    for spot in rng.integers(lo, hi, 60):
-        damaged = bytearray(data)
-        damaged[spot] ^= 0xFF
-        with open(tmp_path / "d.parquet", "wb") as f:
-            f.write(damaged)
-        with open(tmp_path / "d.parquet", "rb") as raw:
-            try:
-                got = read_map(raw, meta, layout)
-            except Unsupported:
-                unsupported += 1
-                continue
-        assert isinstance(got, DecodedMap)
-        assert len(got.offsets) == meta.num_rows + 1
-        assert (np.diff(got.offsets) >= 0).all()
-        assert got.index.max(initial=0) < max(1, len(got.dictionary))
+    for leaf in (layout.key, layout.value):
+        chunk = meta.column(leaf.column)
+        lo = chunk.dictionary_page_offset or chunk.data_page_offset
+        hi = lo + chunk.total_compressed_size
+        for spot in rng.integers(lo, hi, 40):
+            damaged = bytearray(data)
+            width = int(rng.integers(1, 9))
+            damaged[spot : spot + width] = rng.integers(0, 256, width, dtype=np.uint8).tobytes()
+            (tmp_path / "d.parquet").write_bytes(bytes(damaged))
+            with open(tmp_path / "d.parquet", "rb") as raw:
+                try:
+                    got = read_map(raw, meta, layout)
+                except Unsupported:
+                    unsupported += 1
+                    continue
+            assert len(got.offsets) == meta.num_rows + 1
+            assert got.offsets[0] == 0
+            assert (np.diff(got.offsets) >= 0).all()
+            assert got.offsets[-1] == len(got.index) == len(got.values)
+            assert len(got.index) == 0 or 0 <= got.index.min() <= got.index.max() < len(
+                got.dictionary
+            )
     assert unsupported  # some damage is found
+
+
+def test_a_run_header_past_42_bits_ends_the_runs() -> None:
+    """A varint that never ends or grows past any page's size: -1, no overflow."""
+    out = np.zeros(8, dtype=np.int32)
+    words = np.zeros(8, dtype=np.uint64)
+    endless = np.full(12, 0xFF, dtype=np.uint8)
+    assert _hybrid(endless, 0, 12, 3, out, 8, words) == -1
+    huge = np.array([0x81] * 6 + [0x01, 0, 0, 0], dtype=np.uint8)  # packed, 2**41 groups
+    assert _hybrid(huge, 0, 10, 3, out, 8, words) == -1
 
 
 def _oracle_hybrid(values: list[int], bw: int, runs: list[tuple[str, int]]) -> bytes:

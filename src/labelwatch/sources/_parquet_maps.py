@@ -80,9 +80,12 @@ def _varint(b: bytes, p: int) -> tuple[int, int]:
         shift += 7
 
 
-def _thrift_value(b: bytes, p: int, t: int) -> tuple[Any, int]:
-    """One value of Thrift's compact protocol of type ``t`` at ``p``: (value, end)."""
+def _thrift_value(b: bytes, p: int, t: int, item: bool = False) -> tuple[Any, int]:
+    """One value of Thrift's compact protocol of type ``t`` at ``p``: (value, end);
+    ``item``: in a list, set or map (a boolean then takes a byte)."""
     if t in (1, 2):  # a boolean field: its value is its type
+        if item:
+            return b[p] == 1, p + 1
         return t == 1, p
     if t == 3:
         return b[p], p + 1
@@ -93,6 +96,8 @@ def _thrift_value(b: bytes, p: int, t: int) -> tuple[Any, int]:
         return struct.unpack_from("<d", b, p)[0], p + 8
     if t == 8:
         n, p = _varint(b, p)
+        if p + n > len(b):
+            raise Unsupported("a page header")
         return bytes(b[p : p + n]), p + n
     if t in (9, 10):  # list, set
         head = b[p]
@@ -100,26 +105,25 @@ def _thrift_value(b: bytes, p: int, t: int) -> tuple[Any, int]:
         n, et = head >> 4, head & 0x0F
         if n == 15:
             n, p = _varint(b, p)
+        if n > len(b) - p:  # each item takes a byte at least
+            raise Unsupported("a page header")
         items = []
         for _ in range(n):
-            if et in (1, 2):  # booleans in a list: one byte each
-                items.append(b[p] == 1)
-                p += 1
-            else:
-                v, p = _thrift_value(b, p, et)
-                items.append(v)
+            v, p = _thrift_value(b, p, et, True)
+            items.append(v)
         return items, p
-    if t == 11:  # map
+    if t == 11:  # map: only skipped (no field of a page header is one)
         n, p = _varint(b, p)
         if not n:
-            return {}, p
+            return None, p
+        if n > len(b) - p:
+            raise Unsupported("a page header")
         kt, vt = b[p] >> 4, b[p] & 0x0F
         p += 1
-        out = {}
         for _ in range(n):
-            k, p = _thrift_value(b, p, kt)
-            out[k], p = _thrift_value(b, p, vt)
-        return out, p
+            _, p = _thrift_value(b, p, kt, True)
+            _, p = _thrift_value(b, p, vt, True)
+        return None, p
     if t == 12:
         return _thrift_struct(b, p)
     raise Unsupported(f"Thrift type {t}")
@@ -165,11 +169,12 @@ def _unpack(buf: Any, p: int, bw: int, take: int, out: Any, at: int, words: Any)
 @_jit
 def _run_header(buf: Any, p: int, end: int) -> tuple[int, int]:
     """A hybrid run's header at ``p``: (header, position after it); (-1, p) past
-    ``end``."""
+    ``end`` or past 42 bits (no page holds such a run: sizes computed from it stay far
+    from overflowing)."""
     h = 0
     shift = 0
     while True:
-        if p >= end:
+        if p >= end or shift > 35:
             return -1, p
         x = int(buf[p])
         p += 1
@@ -312,17 +317,9 @@ def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -
     i = 0
     width = (bw + 7) // 8
     while i < n:
-        h = 0
-        shift = 0
-        while True:
-            if p >= end:
-                return -1
-            x = int(buf[p])
-            p += 1
-            h |= (x & 0x7F) << shift
-            if x < 0x80:
-                break
-            shift += 7
+        h, p = _run_header(buf, p, end)
+        if h < 0:
+            return -1
         if h & 1:  # bit-packed: (h >> 1) groups of 8 values
             nbytes = (h >> 1) * bw
             take = min((h >> 1) * 8, n - i)
@@ -479,6 +476,7 @@ class _Chunk:
             raise Unsupported("a short column chunk")
         self.p = 0
         self.left = meta.num_values  # levels still to read
+        self.usize = meta.total_uncompressed_size  # no page inflates past it
 
     def _inflate(self, data: Any, size: int) -> Any:
         import pyarrow as pa
@@ -487,37 +485,44 @@ class _Chunk:
             return np.frombuffer(data, dtype=np.uint8)
         try:
             out = pa.decompress(data, decompressed_size=size, codec=self.codec)
-        except (pa.ArrowException, ValueError) as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:  # corrupt: OSError
             raise Unsupported(str(exc)) from exc
         return np.frombuffer(out, dtype=np.uint8)
 
     def pages(self) -> Any:
-        """(kind, header fields, bytes, levels (v2: rep, def byte lengths) or None)."""
+        """(kind, header fields, bytes, levels (v2: rep, def byte lengths) or None); a
+        data page's number of levels checked against what the chunk has left."""
         buf = self.buf
         while self.left > 0:
             if self.p >= len(buf):
                 raise Unsupported("the pages end before the chunk's values")
             try:
                 head, p = _thrift_struct(buf, self.p)
-            except (IndexError, struct.error) as exc:
+            except (IndexError, struct.error, RecursionError) as exc:
                 raise Unsupported("a page header") from exc
             kind, usize, csize = head.get(1), head.get(2), head.get(3)
-            if not isinstance(csize, int) or not isinstance(usize, int) or csize < 0:
+            if not (_count(csize, len(buf)) and _count(usize, self.usize)):
                 raise Unsupported("a page header")
+            assert isinstance(usize, int) and isinstance(csize, int)  # for mypy
             body = buf[p : p + csize]
             if len(body) != csize:
                 raise Unsupported("a short page")
             self.p = p + csize
             if kind == _DICTIONARY_PAGE:
-                yield kind, head[7], self._inflate(body, usize), None
+                h = _fields(head.get(7), 1, 2)
+                yield kind, h, self._inflate(body, usize), None
             elif kind == _DATA_PAGE:
-                h = head[5]
+                h = _fields(head.get(5), 1, 2)
+                if h[1] > self.left:
+                    raise Unsupported("pages with more values than the chunk")
                 self.left -= h[1]
                 yield kind, h, self._inflate(body, usize), None
             elif kind == _DATA_PAGE_V2:
-                h = head[8]
-                self.left -= h[1]
+                h = _fields(head.get(8), 1, 4, 5, 6)
                 rl, dl = h[6], h[5]
+                if h[1] > self.left or rl + dl > min(csize, usize):
+                    raise Unsupported("a page header")
+                self.left -= h[1]
                 levels = np.frombuffer(body[: rl + dl], dtype=np.uint8)
                 rest = body[rl + dl :]
                 if h.get(7, True) and self.codec is not None:
@@ -526,8 +531,18 @@ class _Chunk:
                     vals = np.frombuffer(rest, dtype=np.uint8)
                 yield kind, h, np.concatenate([levels, vals]), (rl, dl)
             # index pages and unknown kinds are skipped
-        if self.left < 0:
-            raise Unsupported("pages with more values than the chunk")
+
+
+def _count(v: Any, top: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top
+
+
+def _fields(h: Any, *need: int) -> dict[int, Any]:
+    """A page header's struct with the integer fields ``need`` (counts, sizes,
+    encodings: none negative, none past 2**31)."""
+    if not isinstance(h, dict) or not all(_count(h.get(k), 1 << 31) for k in need):
+        raise Unsupported("a page header")
+    return h
 
 
 def _spans(data: Any, leaf: _Leaf, v2: tuple[int, int] | None) -> tuple[int, int, int, int]:
@@ -569,6 +584,8 @@ def _plain_strings(data: Any, n: int) -> Any:
     import pyarrow as pa
 
     raw = bytes(data)
+    if n > len(raw) // 4:  # 4 bytes of length at least per string
+        raise Unsupported("a dictionary page")
     offsets = np.empty(n + 1, dtype=np.int32)
     chunks = []
     p = 0
@@ -577,11 +594,11 @@ def _plain_strings(data: Any, n: int) -> Any:
         if p + 4 > len(raw):
             raise Unsupported("a dictionary page")
         size = int.from_bytes(raw[p : p + 4], "little")
+        if p + 4 + size > len(raw):
+            raise Unsupported("a dictionary page")
         chunks.append(raw[p + 4 : p + 4 + size])
         p += 4 + size
         offsets[i + 1] = offsets[i] + size
-    if p > len(raw):
-        raise Unsupported("a dictionary page")
     arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b"".join(chunks)))
     try:
         arr.validate(full=True)  # UTF-8, as pyarrow's reader checks it

@@ -109,7 +109,8 @@ def parquet_batches(
 
     pool = pa.default_memory_pool()
     own = os.environ.get("LABELWATCH_PARQUET_DECODER") != "pyarrow"
-    free: queue.SimpleQueue[Buffers] = queue.SimpleQueue()  # given back by ``release``
+    # per column, the arrays given back by ``release`` (a column's own: of its size)
+    free = [queue.SimpleQueue[Buffers]() for _ in columns]
     scratch = Buffers()
     have: list[tuple[Any, ...]] = []
     held = 0
@@ -168,21 +169,25 @@ def parquet_batches(
 
 
 def _decoded(
-    raw: Any, group: Any, layouts: list[Any], free: queue.SimpleQueue[Buffers], scratch: Buffers
+    raw: Any,
+    group: Any,
+    layouts: list[Any],
+    free: list[queue.SimpleQueue[Buffers]],
+    scratch: Buffers,
 ) -> list[DecodedMap] | None:
     """The row group's maps decoded by ``_parquet_maps``; None when it cannot (pyarrow
-    reads them). Each map's arrays live in a ``Buffers`` from ``free`` (new when none
-    was given back), given back by ``release``."""
+    reads them). Each map's arrays live in a ``Buffers`` from its column's ``free``
+    (new when none was given back), given back by ``release``."""
     if not layouts or any(lay is None for lay in layouts):
         return None
     out: list[DecodedMap] = []
     try:
-        for lay in layouts:
+        for lay, home in zip(layouts, free, strict=True):
             try:
-                bufs = free.get_nowait()
+                bufs = home.get_nowait()
             except queue.Empty:
                 bufs = Buffers()
-            bufs.home = free
+            bufs.home = home
             out.append(read_map(raw, group, lay, bufs, scratch))
     except Unsupported:
         for m in out:
