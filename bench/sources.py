@@ -5,8 +5,9 @@ actuals, a numeric and a categorical feature, 30 days of timestamps) to Parquet 
 then times, each in a fresh process (peak RSS of that process reported):
 
 - DuckDB summarizing: validate every row, find labels, aggregate (``DuckDBSource``,
-  ``summarize``), with the MAP columns read by pyarrow (the default for Parquet) and,
-  for comparison, by DuckDB (``LABELWATCH_PARQUET_MAPS=0``);
+  ``summarize``), with the MAP columns decoded by labelwatch's own reader (the default
+  for Parquet) and, for comparison, by pyarrow (``LABELWATCH_PARQUET_DECODER=pyarrow``)
+  and by DuckDB (``LABELWATCH_PARQUET_MAPS=0``);
 - DuckDB ingesting: the same, and the cells written into a new SQLite monitor
   (``ingest_source``): the whole ``labelwatch ingest``;
 - Spark local mode (``SparkSource``, local[2]) on the same files, summarizing only.
@@ -122,6 +123,27 @@ def pyarrow_floor(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def own_floor(paths: list[Path]) -> float:
+    """Seconds labelwatch's own MAP reader (``_parquet_maps``, the pass' default) takes
+    to decode the same two columns on one thread, its arrays reused."""
+    from labelwatch.sources._parquet_maps import Buffers, map_layout, read_map
+
+    keys = ["genres.key_value.key", "actual_genres.key_value.key"]
+    out, tmp = [Buffers(), Buffers()], Buffers()
+    start = 0.0
+    for k, path in enumerate([paths[0], *paths]):  # the first file twice: untimed first
+        if k == 1:
+            start = time.perf_counter()
+        with pq.ParquetFile(path) as f, open(path, "rb") as raw:
+            layouts = [map_layout(f.metadata, k) for k in keys]
+            for group in range(f.num_row_groups):
+                meta = f.metadata.row_group(group)
+                for lay, bufs in zip(layouts, out, strict=True):
+                    assert lay is not None
+                    read_map(raw, meta, lay, bufs, tmp)
+    return time.perf_counter() - start
+
+
 def run(engine: str, pattern: str, db: str, **env: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, engine, pattern, db],
@@ -157,12 +179,26 @@ def main() -> None:
             f"  pyarrow reading the same (2 threads, label keys as dictionaries):      "
             f"{arrow:.1f} s, {N / arrow:,.0f} rows/s ({floor / arrow:.1f}x faster than DuckDB)"
         )
+        own = own_floor(paths)
+        print(
+            f"  labelwatch's MAP reader (_parquet_maps, 1 thread, the pass' default): "
+            f"{own:.1f} s, {N / own:,.0f} rows/s ({arrow / own:.1f}x faster than pyarrow)"
+        )
         summ = run("duckdb-summarize", pattern, f"sqlite:///{d}/s.db")
         srate = summ["rows"] / summ["seconds"]
         print(
-            f"  DuckDB  summarize (validate + summarize), maps read by pyarrow: "
+            f"  DuckDB  summarize (validate + summarize), maps read by labelwatch's reader: "
             f"{summ['seconds']:.1f} s, {srate:,.0f} predictions/s "
             f"({srate / 2e6:.2f}x the 2M/s target), peak RSS {summ['rss_mb']:,.0f} MB"
+        )
+        pya = run(
+            "duckdb-summarize", pattern, f"sqlite:///{d}/p.db", LABELWATCH_PARQUET_DECODER="pyarrow"
+        )
+        prate = pya["rows"] / pya["seconds"]
+        print(
+            f"          the same, maps read by pyarrow (LABELWATCH_PARQUET_DECODER=pyarrow): "
+            f"{pya['seconds']:.1f} s, {prate:,.0f} predictions/s, "
+            f"peak RSS {pya['rss_mb']:,.0f} MB"
         )
         old = run("duckdb-summarize", pattern, f"sqlite:///{d}/o.db", LABELWATCH_PARQUET_MAPS="0")
         orate = old["rows"] / old["seconds"]

@@ -15,7 +15,7 @@ pyarrow's reader, and no buffers grown while reading), else by pyarrow
 from __future__ import annotations
 
 import os
-import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -110,7 +110,7 @@ def parquet_batches(
     pool = pa.default_memory_pool()
     own = os.environ.get("LABELWATCH_PARQUET_DECODER") != "pyarrow"
     # per column, the arrays given back by ``release`` (a column's own: of its size)
-    free = [queue.SimpleQueue[Buffers]() for _ in columns]
+    free = [_Free() for _ in columns]
     scratch = Buffers()
     have: list[tuple[Any, ...]] = []
     held = 0
@@ -166,13 +166,44 @@ def parquet_batches(
             raise OutOfStep
     except (StopIteration, pa.ArrowException) as exc:
         raise OutOfStep from exc
+    finally:  # arrays given back later are dropped, not kept
+        for home in free:
+            home.close()
+
+
+class _Free:
+    """A column's decoded arrays given back (``release``), to be filled again; none kept
+    once closed (``Buffers.home`` points here: a cycle the garbage collector would
+    otherwise have to find, with hundreds of MB in it)."""
+
+    def __init__(self) -> None:
+        self.items: list[Buffers] = []
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def get(self) -> Buffers:
+        with self.lock:
+            bufs = self.items.pop() if self.items else Buffers()
+        bufs.home = self
+        return bufs
+
+    def put(self, bufs: Buffers) -> None:
+        with self.lock:
+            bufs.home = None
+            if not self.closed:
+                self.items.append(bufs)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.items.clear()
 
 
 def _decoded(
     raw: Any,
     group: Any,
     layouts: list[Any],
-    free: list[queue.SimpleQueue[Buffers]],
+    free: list[_Free],
     scratch: Buffers,
 ) -> list[DecodedMap] | None:
     """The row group's maps decoded by ``_parquet_maps``; None when it cannot (pyarrow
@@ -183,11 +214,7 @@ def _decoded(
     out: list[DecodedMap] = []
     try:
         for lay, home in zip(layouts, free, strict=True):
-            try:
-                bufs = home.get_nowait()
-            except queue.Empty:
-                bufs = Buffers()
-            bufs.home = home
+            bufs = home.get()
             out.append(read_map(raw, group, lay, bufs, scratch))
     except Unsupported:
         for m in out:
