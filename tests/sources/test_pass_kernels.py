@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwatch.sources._pass_kernels import _by_slot, _group, _low_bit
+from labelwatch.sources._pass_kernels import _by_slot, _group, _low_bit, _pairs, _popcount
 
 
 @pytest.mark.parametrize("bit", range(64))
@@ -45,3 +45,54 @@ def test_by_slot_orders_rows_by_slot_then_row() -> None:
     # rows 1..5 hold cells 1, 3, 0, 1, 3: slots 0, 1, 2, 0, 1
     assert order[1:6].tolist() == [1, 4, 2, 5, 3]
     assert order[0] == -1 and order[6:].tolist() == [-1, -1]
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_popcount(x: int) -> None:
+    assert _popcount(np.uint64(x)) == bin(x).count("1")
+
+
+@given(
+    labels=st.sampled_from([1, 3, 20, 64, 65, 200, 256]),
+    runs=st.lists(st.integers(min_value=1, max_value=1300), min_size=1, max_size=6),
+    density=st.floats(min_value=0.0, max_value=1.0),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    block=st.sampled_from([1, 2, 8]),
+)
+@settings(max_examples=60, deadline=None)
+def test_pairs_by_bitsets_equal_each_rows_pairs_added_one_by_one(
+    labels: int, runs: list[int], density: float, seed: int, block: int
+) -> None:
+    """``_pairs`` (bitsets per label, popcounts) against a matrix product: per cell
+    and side, the rows holding both a and b (a <= b). Runs of one cell
+    longer than a block, one-row runs, rows without labels, labels past a word."""
+    rng = np.random.default_rng(seed)
+    words = (labels + 63) // 64
+    n = sum(runs)
+    cells = np.concatenate([np.full(r, k % 4) for k, r in enumerate(runs)]).astype(np.int32)
+    slot_of = np.array([2, 0, 3, 1], dtype=np.int32)
+    order = rng.permutation(n).astype(np.int64)  # rows of a run together, in any order
+    ids = np.empty(n, dtype=np.int32)
+    ids[order] = cells
+    has = rng.random((n, 2, labels)) < density
+    masks = np.zeros((n, 2, words), dtype=np.uint64)
+    for i, side, a in zip(*np.nonzero(has), strict=True):
+        masks[i, side, a // 64] |= np.uint64(1) << np.uint64(a % 64)
+    want = np.zeros((4, 2, labels, labels), dtype=np.int64)
+    for cell in range(4):  # rows with both a and b, a <= b: the upper triangle of H'H
+        h = has[ids == cell].astype(np.int64)
+        for side in range(2):
+            want[slot_of[cell], side] = np.triu(h[:, side].T @ h[:, side])
+    got = np.zeros((4, 2, labels, labels), dtype=np.int32)
+    bits = np.zeros((labels, block), dtype=np.uint64)
+    union = np.zeros(words, dtype=np.uint64)
+    scratch = np.zeros(labels, dtype=np.int64)
+    _pairs(0, n, order, ids, slot_of, masks, got, bits, union, scratch)
+    assert np.array_equal(got, want)
+    assert not bits.any() and not union.any()  # left as found
+    half = n // 2  # two calls over halves: the same sums
+    again = np.zeros_like(got)
+    _pairs(0, half, order, ids, slot_of, masks, again, bits, union, scratch)
+    _pairs(half, n, order, ids, slot_of, masks, again, bits, union, scratch)
+    assert np.array_equal(again, want)

@@ -34,6 +34,7 @@ from labelwatch.sources._pass_kernels import (
     _group,
     _intern,
     _intern_u64,
+    _pairs,
     _rehash,
     _sample_merge,
     _scatter,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from labelwatch.sources._duckdb_sql import _Side
 
 _MAX_PAIR_LABELS = 256
+_PAIR_WORDS = 8  # ``_pairs`` counts blocks of up to 64 * 8 rows of one cell
 
 
 _INT_COLUMNS = frozenset(
@@ -270,6 +272,7 @@ class _FieldAcc:
         self.cap = 0
         self.slots = 0
         self.pairs_ok = True
+        self._scratch: tuple[Any, Any, Any] | None = None
         self.samples_keys = np.full((1024, 2), -1, dtype=np.int64)
         self.samples_counts = np.zeros(1024, dtype=np.int64)
         self.samples_used = np.zeros(1, dtype=np.int64)
@@ -321,6 +324,17 @@ class _FieldAcc:
             self.badkey = np.array([x == "" for x in self.labels.names] + [False] * (cap - self.n))
         self.cap = cap
         self.slots = slots
+
+    def scratch(self) -> tuple[Any, Any, Any]:
+        """``_pairs``' scratch arrays for this capacity (zeros, left so by it)."""
+        if self._scratch is None or len(self._scratch[2]) != self.cap:
+            words = max(1, (self.cap + 63) // 64)
+            self._scratch = (
+                np.zeros((self.cap, _PAIR_WORDS), dtype=np.uint64),
+                np.zeros(words, dtype=np.uint64),
+                np.zeros(self.cap, dtype=np.int64),
+            )
+        return self._scratch
 
     def refresh(self) -> None:
         """After labels were added: thresholds, bad keys."""
@@ -793,12 +807,13 @@ class _Cells:
                 r = lo
                 while r < stop:
                     r = _scatter(
-                        r, stop, order, ids, self.slot_of, eoff, ncode, codes, masks, sample,
-                        counts, acc.pairs, acc.samples_keys, acc.samples_counts,
-                        acc.samples_used,
+                        r, stop, order, ids, self.slot_of, eoff, ncode, codes, sample,
+                        counts, acc.samples_keys, acc.samples_counts, acc.samples_used,
                     )  # fmt: skip
                     if r < stop:
                         acc.grow_samples()
+                if masks.shape[2] and acc.pairs.shape[0]:
+                    _pairs(lo, stop, order, ids, self.slot_of, masks, acc.pairs, *acc.scratch())
             lo = stop
         chunk.clear()
 
