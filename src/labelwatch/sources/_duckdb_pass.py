@@ -16,6 +16,7 @@ them up with the chunk's rows grouped by cell.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -405,8 +406,28 @@ def _stream(
     in row order (``_encode``), then a chunk of about ``_CHUNK_ROWS`` encoded rows added
     up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk."""
     cells = _Cells(fields, numeric)
-    with _Drains(cells) as drains:
+    with _Drains(cells) as drains, _small_pages():
         return _passing(con, sql, fields, validate, salt, parquet, numeric, cells, drains)
+
+
+@contextlib.contextmanager
+def _small_pages() -> Iterator[None]:
+    """NumPy's transparent huge pages off while the pass runs (as
+    ``NUMPY_MADVISE_HUGEPAGE=0`` would, numpy's own setting restored after): its arrays
+    of a few MB, allocated batch after batch, each had 2 MB pages zeroed at their first
+    touch. 10M rows, three runs each: 11.65 s -> 11.28 s, 1 CPU-s of page clearing
+    less."""
+    from numpy._core import multiarray
+
+    toggle = getattr(multiarray, "_set_madvise_hugepage", None)
+    if toggle is None:  # another numpy: left as it is
+        yield
+        return
+    before = toggle(False)
+    try:
+        yield
+    finally:
+        toggle(before)
 
 
 def _passing(
