@@ -76,6 +76,8 @@ def _to_table(rows: list[tuple[Any, ...]], columns: list[str]) -> Table:
 def _concat(tables: list[Table], columns: list[str]) -> Table:
     if not tables:
         return _to_table([], columns)
+    if len(tables) == 1:  # one field: its columns as they are (copying 10M rows' object
+        return {c: tables[0][c] for c in columns}  # columns took 0.35 s)
     return {c: np.concatenate([t[c] for t in tables]) for c in columns}
 
 

@@ -200,6 +200,32 @@ def _numeric_runs(
 
 
 @_jit
+def _window_entries(win: Any, pool: Any) -> tuple[Any, Any, Any]:
+    """The windows' keys with a count, window by window: (window, key, count)."""
+    n = 0
+    for w in range(win.shape[0]):
+        if win[w, 0] >= 0:
+            for j in range(win[w, 2]):
+                if pool[win[w, 0] + j] > 0:
+                    n += 1
+    owner = np.empty(n, dtype=np.int64)
+    key = np.empty(n, dtype=np.int64)
+    count = np.empty(n, dtype=np.int64)
+    k = 0
+    for w in range(win.shape[0]):
+        if win[w, 0] >= 0:
+            base, first = win[w, 0], win[w, 1]
+            for j in range(win[w, 2]):
+                c = pool[base + j]
+                if c > 0:
+                    owner[k] = w
+                    key[k] = first + j
+                    count[k] = c
+                    k += 1
+    return owner, key, count
+
+
+@_jit
 def _bits(size: int) -> int:
     """log2 of a power of two."""
     bits = 0
@@ -294,20 +320,14 @@ class NumericAcc:
             feature=names[j % nf], missing=self.cell_rows[j // nf] - present, count=present,
             zero=zero, min=lo, max=hi,
         )  # fmt: skip
-        w = np.flatnonzero(self.win[:, 0] >= 0)
-        base, first, span = self.win[w].T
-        owner = np.repeat(w, span)  # one row per window entry
-        step = np.arange(len(owner)) - np.repeat(np.cumsum(span) - span, span)
-        count = self.pool[np.repeat(base, span) + step]
-        used = count > 0
-        owner = owner[used]
+        owner, key, count = _window_entries(self.win, self.pool)
         keys = cells(owner // (2 * nf))
         nan = np.full(len(owner), np.nan)
         keys.update(
             feature=names[(owner // 2) % nf],
             sign=np.where(owner % 2, 1, -1).astype(np.int64),
-            key=(np.repeat(first, span) + step)[used],
-            count=count[used],
+            key=key,
+            count=count,
             lo=nan,
             hi=nan.copy(),
         )
