@@ -173,7 +173,9 @@ def check_summary(summary: Summary, rows: list[dict[str, Any]], plan: Plan) -> N
     want = oracle(rows, plan)
     cell = ["bucket", "seg_0"]
     assert counted(summary.rows, cell, "count") == want["rows"]
-    got_scores = counted(summary.sparse().scores, [*cell, "field", "label", "outcome", "bin"], "count")
+    got_scores = counted(
+        summary.sparse().scores, [*cell, "field", "label", "outcome", "bin"], "count"
+    )
     assert got_scores == want["scores"]
     keys = [*cell, "field", "labeled", "n_pred", "n_true", "tp"]
     assert counted(summary.samples, keys, "count") == want["samples"]
@@ -616,20 +618,3 @@ def test_empty_source_summarizes_to_empty_tables() -> None:
     for name in ("scores", "samples", "pairs", "numeric", "numeric_keys", "numeric_sums", "rows"):
         assert all(len(c) == 0 for c in getattr(got.sparse(), name).values()), name
     _same_tables(want, got)
-
-
-def test_the_pass_turns_numpys_huge_pages_off_and_back() -> None:
-    """``_small_pages``: off inside, numpy's own setting back after, even on error."""
-    from numpy._core import multiarray
-
-    from labelwatch.sources._duckdb_pass import _small_pages
-
-    toggle = multiarray._set_madvise_hugepage
-    for setting in (True, False):
-        toggle(setting)
-        with _small_pages():
-            assert toggle(False) is False  # off inside
-        assert toggle(setting) is setting  # back after
-        with pytest.raises(KeyError), _small_pages():
-            raise KeyError
-        assert toggle(True) is setting

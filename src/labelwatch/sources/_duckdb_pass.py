@@ -16,11 +16,10 @@ them up with the chunk's rows grouped by cell.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -42,6 +41,7 @@ from labelwatch.sources._pass_kernels import (
     _slots,
 )
 from labelwatch.sources._pass_numeric import NumericAcc
+from labelwatch.sources._pass_threads import _prefetched, _small_pages
 from labelwatch.sources._plan import DenseScores, Plan, Table
 
 if TYPE_CHECKING:
@@ -410,26 +410,6 @@ def _stream(
     cells = _Cells(fields, numeric)
     with _Drains(cells) as drains, _small_pages():
         return _passing(con, sql, fields, validate, salt, parquet, numeric, cells, drains)
-
-
-@contextlib.contextmanager
-def _small_pages() -> Iterator[None]:
-    """NumPy's transparent huge pages off while the pass runs (as
-    ``NUMPY_MADVISE_HUGEPAGE=0`` would, numpy's own setting restored after): its arrays
-    of a few MB, allocated batch after batch, each had 2 MB pages zeroed at their first
-    touch. 10M rows, three runs each: 11.65 s -> 11.28 s, 1 CPU-s of page clearing
-    less."""
-    from numpy._core import multiarray
-
-    toggle = getattr(multiarray, "_set_madvise_hugepage", None)
-    if toggle is None:  # another numpy: left as it is
-        yield
-        return
-    before = toggle(False)
-    try:
-        yield
-    finally:
-        toggle(before)
 
 
 def _passing(
@@ -839,45 +819,6 @@ class _Cells:
                     _pairs(lo, stop, order, ids, self.slot_of, masks, acc.pairs, *acc.scratch())
             lo = stop
         chunk.clear()
-
-
-def _prefetched(reader: Any) -> Iterator[Any]:
-    """The reader's batches, read one ahead on a thread (DuckDB produces the next batch
-    while the compiled loops, which release the GIL, count this one)."""
-    import queue
-    import threading
-
-    box: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            for batch in reader:
-                while not stop.is_set():
-                    try:
-                        box.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put(None)
-        except BaseException as exc:  # handed to the consumer
-            box.put(exc)
-
-    thread = threading.Thread(target=run, daemon=True, name="labelwatch-duckdb-read")
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _max_slots(fields: dict[str, _FieldAcc]) -> int:
