@@ -189,6 +189,15 @@ def _run_header(buf: Any, p: int, end: int) -> tuple[int, int]:
 
 
 @_jit
+def _run_value(buf: Any, p: int, width: int) -> int:
+    """The value of an RLE run: ``width`` bytes from ``p``, little-endian."""
+    v = 0
+    for k in range(width):
+        v |= int(buf[p + k]) << (8 * k)
+    return v
+
+
+@_jit
 def _all_equal(buf: Any, p: int, end: int, bw: int, n: int, level: int) -> bool:
     """Whether the first ``n`` hybrid values of ``buf[p:end]`` are runs of ``level``
     (False at the first bit-packed run: decode them instead)."""
@@ -198,10 +207,7 @@ def _all_equal(buf: Any, p: int, end: int, bw: int, n: int, level: int) -> bool:
         h, p = _run_header(buf, p, end)
         if h < 0 or h & 1 or p + width > end:
             return False
-        v = 0
-        for k in range(width):
-            v |= int(buf[p + k]) << (8 * k)
-        if v != level:
+        if _run_value(buf, p, width) != level:
             return False
         p += width
         i += h >> 1
@@ -234,9 +240,7 @@ def _count_at_least(
         else:
             if p + width > end:
                 return -1
-            v = 0
-            for k in range(width):
-                v |= int(buf[p + k]) << (8 * k)
+            v = _run_value(buf, p, width)
             p += width
             take = min(h >> 1, n - i)
             if v >= level:
@@ -336,9 +340,7 @@ def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -
         else:  # a run of (h >> 1) equal values
             if p + width > end:
                 return -1
-            v = np.int64(0)
-            for k in range(width):
-                v |= np.int64(buf[p + k]) << (8 * k)
+            v = _run_value(buf, p, width)
             p += width
             take = min(h >> 1, n - i)
             for j in range(take):
