@@ -396,13 +396,10 @@ def _levels_to_rows(
 
 
 @_jit
-def _fill_values(
-    present: Any, lo: int, hi: int, idx: Any, dvals: Any, out: Any, start: int
-) -> bool:
-    """``out[lo:hi]``: per entry the dictionary value of its next index from ``idx``
-    (``start``: the first), NaN where ``present`` is 0. False on an index out of
-    range."""
-    k = start
+def _fill_values(present: Any, lo: int, hi: int, idx: Any, dvals: Any, out: Any) -> bool:
+    """``out[lo:hi]``: per entry the dictionary value of its next index from ``idx``,
+    NaN where ``present`` is 0. False on an index out of range."""
+    k = 0
     nd = dvals.shape[0]
     for e in range(lo, hi):
         if present[e]:
@@ -675,12 +672,12 @@ def read_map(
             raise Unsupported("more rows than the row group")
         hi, count = int(state[1]), int(state[2]) - before
         if not count:  # no value in the page (NULLs, empty maps): none to decode
-            _fill_plain(present, lo, hi, values, values)
+            values[lo:hi] = np.nan
         elif dictionary_encoded:
             idx = tmp.get("idx", count, np.int32)
             if _hybrid(data, p + 1, len(data), int(data[p]), idx, count, words) < 0:
                 raise Unsupported("dictionary indices")
-            if not _fill_values(present, lo, hi, idx, dvals, values, 0):
+            if not _fill_values(present, lo, hi, idx, dvals, values):
                 raise Unsupported("a dictionary index out of range")
         elif enc == _PLAIN:
             if len(data) < p + count * dtype.itemsize:

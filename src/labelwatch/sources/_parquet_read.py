@@ -7,8 +7,8 @@ every dict side of a pass is a MAP column of the files themselves, pyarrow reads
 row group by row group, and DuckDB only the row numbers and cell hashes, in the same
 order (checked per row group: any difference falls back to DuckDB's reading).
 
-A row group's maps are decoded by ``_parquet_maps`` when it can (2x faster than
-pyarrow's reader, and no buffers grown while reading), else by pyarrow
+A row group's maps are decoded by ``_parquet_maps`` when it can (1.5x faster than
+pyarrow's reader on ``bench/sources.py``, its arrays reused), else by pyarrow
 (``LABELWATCH_PARQUET_DECODER=pyarrow``: always by pyarrow).
 """
 
