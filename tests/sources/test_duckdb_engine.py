@@ -582,6 +582,51 @@ def test_compiled_pass_equals_sql(
                 check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
 
 
+def _with_repeats(col: pa.ChunkedArray, every: int, value: float) -> pa.MapArray:
+    """``col``'s maps, each ``every``-th non-empty one with its first key repeated
+    (first entry and repeat both ``value``)."""
+    m = col.combine_chunks()
+    offs, keys, items = m.offsets.to_pylist(), m.keys.to_pylist(), m.items.to_pylist()
+    new_offs, new_keys, new_items = [0], [], []
+    for i in range(len(m)):
+        k, v = keys[offs[i] : offs[i + 1]], items[offs[i] : offs[i + 1]]
+        if k and i % every == 0:
+            k, v = [*k, k[0]], [value, *v[1:], value]
+        new_keys += k
+        new_items += v
+        new_offs.append(len(new_keys))
+    return pa.MapArray.from_arrays(
+        pa.array(new_offs, pa.int32()), pa.array(new_keys), pa.array(new_items),
+        mask=m.is_null(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("decoder", ["own", "pyarrow"])
+def test_repeated_map_keys_count_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: str
+) -> None:
+    """A map holding a key twice (Parquet allows it) counts that label once per row for
+    the row's predicted and true label sets, as the SQL engine does."""
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    if decoder == "pyarrow":
+        monkeypatch.setenv("LABELWATCH_PARQUET_DECODER", "pyarrow")
+    table = arrow_table(make_rows(200, seed=21), "map")
+    for name, value in (("pred", 0.9), ("act", 1.0)):
+        col = _with_repeats(table.column(name), 3, value)
+        table = table.set_column(table.schema.get_field_index(name), name, col)
+    path = tmp_path / "d.parquet"
+    pq.write_table(table, path)
+    plan = make_plan(mapping_for("map"))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        want, got = a.summarize(plan), b.summarize(plan)
+    _same_tables(want, got)
+    assert max(want.samples["n_pred"]) <= len(LABELS)
+    assert max(want.samples["n_true"]) <= len(LABELS)
+
+
 @pytest.mark.parametrize("engine", ["sql", None])
 @pytest.mark.parametrize("ints", [False, True])
 def test_duplicate_ids_are_refused(engine: str | None, ints: bool) -> None:

@@ -636,7 +636,8 @@ class _Chunk:
     def room(self, f: int, dest: Any, starts: Any, codes: int) -> tuple[Any, ...]:
         """Field ``f``'s arrays for the last batch added: ``starts`` (n + 1,) the offset
         of each row's entries, in batch order, ``codes`` the number of its score codes
-        (uint16 codes when they fit, else int32). Row ``i`` goes to ``start + dest[i]``."""
+        (uint16 codes when they fit, else int32). Row ``i`` goes to ``start + dest[i]``;
+        the first array is the offset of its codes, in batch order."""
         arrays = self.fields[f]
         dtype = np.uint16 if codes <= 1 << 16 else np.int32
         if arrays[2].dtype != dtype:  # labels grew: the chunk was drained first
@@ -654,7 +655,7 @@ class _Chunk:
         arrays[0][lo:hi] = eoff[:-1]
         self.entries[f] = need
         return (
-            arrays[0][lo:hi],
+            eoff[:-1][dest],  # in row order: ``_encode`` reads it row by row
             arrays[1][lo:hi],
             arrays[2],
             arrays[3][lo:hi],

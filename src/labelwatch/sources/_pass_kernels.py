@@ -214,7 +214,7 @@ def _encode(
 ) -> None:
     """Phase one of a field's pass, rows ``lo..hi`` read in row order, row ``i`` written
     at ``d = dest[i]`` (the rows of a cell together): its score cells as codes
-    ``((label * 3) + outcome) * m + bin`` (``codes[eoff[d]:][:ncode[d]]``), its
+    ``((label * 3) + outcome) * m + bin`` (``codes[eoff[i]:][:ncode[d]]``), its
     predicted and true labels as bit masks (``masks (rows, 2, words)``) and its sample
     code (``sample``; -1: a row with neither side). A side's kind ``pk`` / ``ak``:
     0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
@@ -248,7 +248,7 @@ def _encode(
             ncode[d] = 0
             continue
         stamp = stamp0 + i
-        e = eoff[d]
+        e = eoff[i]
         e0 = e
         n_true = 0
         if ha:
@@ -281,11 +281,12 @@ def _encode(
                 if k < 0 or v != v:
                     continue
                 stamps[1, k] = stamp
-                if v == 1.0 and stamps[2, k] != stamp:
-                    stamps[2, k] = stamp
-                    n_true += 1
-                    if words:
-                        masks[d, 1, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+                old = stamps[2, k]  # no branch on the value: it is random
+                h = (v == 1.0) & (old != stamp)
+                stamps[2, k] = stamp if v == 1.0 else old
+                n_true += h
+                if words:
+                    masks[d, 1, k >> 6] |= np.uint64(h) << np.uint64(k & 63)
         n_pred = 0
         tp = 0
         if hp:
@@ -329,13 +330,14 @@ def _encode(
                     b += s > etab[t, u]
                 codes[e] = (k * 3 + outcome) * m + b
                 e += 1
-                if s > thr[k] and stamps[3, k] != stamp:
-                    stamps[3, k] = stamp
-                    n_pred += 1
-                    if words:
-                        masks[d, 0, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
-                    if outcome == 1:
-                        tp += 1
+                above = s > thr[k]  # no branch either
+                old = stamps[3, k]
+                h = above & (old != stamp)
+                stamps[3, k] = stamp if above else old
+                n_pred += h
+                if words:
+                    masks[d, 0, k >> 6] |= np.uint64(h) << np.uint64(k & 63)
+                tp += h & (outcome == 1)
         if ha:
             a0 = aoff[i] if amap else 0
             a1 = aoff[i + 1] if amap else aw
