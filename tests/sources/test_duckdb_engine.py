@@ -582,6 +582,16 @@ def test_compiled_pass_equals_sql(
                 check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
 
 
+def _source(table: pa.Table, kind: str, tmp_path: Path, engine: str | None) -> DuckDBSource:
+    """A source of ``table``: registered in DuckDB ("table"), or a Parquet file, which a
+    second cursor reads too (the duplicate check beside the tables)."""
+    if kind == "table":
+        return DuckDBSource(table=table, engine=engine)
+    path = tmp_path / f"t{len(list(tmp_path.iterdir()))}.parquet"
+    pq.write_table(table, path)
+    return DuckDBSource(str(path), engine=engine)
+
+
 def _with_repeats(col: pa.ChunkedArray, every: int, value: float) -> pa.MapArray:
     """``col``'s maps, each ``every``-th non-empty one with its first key repeated
     (first entry and repeat both ``value``)."""
@@ -629,9 +639,13 @@ def test_repeated_map_keys_count_once(
 
 @pytest.mark.parametrize("engine", ["sql", None])
 @pytest.mark.parametrize("ints", [False, True])
-def test_duplicate_ids_are_refused(engine: str | None, ints: bool) -> None:
+@pytest.mark.parametrize("kind", ["table", "parquet"])
+def test_duplicate_ids_are_refused(
+    tmp_path: Path, engine: str | None, ints: bool, kind: str
+) -> None:
     """An id met twice: the later row refused, naming the first (text and integer ids;
-    the check groups ids only when their hashes collide)."""
+    the check groups ids only when their hashes collide), also when the check runs on a
+    second cursor while the tables are built (Parquet, the compiled pass)."""
     rows = make_rows(60, seed=8)
     rows[44]["id"] = rows[17]["id"]
     rows[51]["id"] = rows[3]["id"]
@@ -639,17 +653,83 @@ def test_duplicate_ids_are_refused(engine: str | None, ints: bool) -> None:
     if ints:
         ids = pa.array([int(r["id"][1:]) for r in rows], pa.int64())
         table = table.set_column(table.schema.get_field_index("id"), "id", ids)
-    with DuckDBSource(table=table, engine=engine) as src:
+    plan = make_plan(mapping_for("map"))
+    with _source(table, kind, tmp_path, engine) as src:
         with pytest.raises(InvalidInputError) as err:
-            src.discover(make_plan(mapping_for("map")))
+            src.discover(plan)
         assert (err.value.field, err.value.row) == ("id", 44)
         assert "also at row 17" in str(err.value)
         assert str(err.value.got) == ("17" if ints else "p17")
+        with pytest.raises(InvalidInputError) as again:  # nothing kept from the first
+            src.summarize(plan)
+        assert (again.value.field, again.value.row) == ("id", 44)
         unique = table.set_column(
             table.schema.get_field_index("id"), "id", pa.array([f"q{i}" for i in range(60)])
         )
-    with DuckDBSource(table=unique, engine=engine) as src:
-        assert src.discover(make_plan(mapping_for("map"))).rows == 60
+    with _source(unique, kind, tmp_path, engine) as src:
+        assert src.discover(plan).rows == 60
+
+
+def test_tables_built_beside_the_duplicate_check(tmp_path: Path) -> None:
+    """``discover`` over Parquet builds the summary's tables while a second cursor checks
+    the ids and counts the categories: ``summarize`` then equals the SQL engine's with
+    the pairs in the order of the labels it is given (not the order met), and a second
+    summary is built anew (the first's arrays are the caller's)."""
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    rows = make_rows(400, seed=12)
+    path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for("map"))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        found = b.discover(plan)
+        assert found == a.discover(plan)
+        assert b._prepared is not None and b._prepared.categorical is not None
+        met = list(dict.fromkeys([x for x, _ in found.prediction_labels["g"]]
+                                 + [x for x, _ in found.actual_labels["g"]]))  # fmt: skip
+        labels = met[::-1]
+        assert labels != met
+        p = dataclasses.replace(plan, labels={"g": labels})
+        want, got = a.summarize(p), b.summarize(p)
+        assert b._prepared is None  # used once
+        _same_tables(want, got)
+        rank = {x: j for j, x in enumerate(labels)}
+        assert len(got.pairs["label_a"]) > 0
+        pairs = zip(got.pairs["label_a"], got.pairs["label_b"], strict=True)
+        assert all(rank[x] <= rank[y] for x, y in pairs)
+        check_summary(got, rows, make_plan(mapping_for("map"), labels))
+        got.samples["count"][:] = 0
+        got.categorical["count"][:] = 0
+        _same_tables(want, b.summarize(p))
+
+
+@pytest.mark.parametrize("where", ["_prepare", "_duplicates"])
+def test_failure_beside_the_duplicate_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A failure in either thread ends ``discover`` with it (DuckDB's error as the
+    source's), the second cursor closed, and the source still summarizes after."""
+    import duckdb
+
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    path = write(arrow_table(make_rows(120, seed=4), "map"), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for("map"))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        original = getattr(DuckDBSource, where)
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise duckdb.IOException("disk gone")
+
+        monkeypatch.setattr(DuckDBSource, where, broken)
+        with pytest.raises(InvalidInputError) as err:
+            b.discover(plan)
+        assert err.value.field == "source" and "disk gone" in str(err.value)
+        monkeypatch.setattr(DuckDBSource, where, original)
+        _same_tables(a.summarize(plan), b.summarize(plan))
 
 
 def test_empty_source_summarizes_to_empty_tables() -> None:

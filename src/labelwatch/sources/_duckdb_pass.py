@@ -885,13 +885,16 @@ def _cell_columns(
 
 
 def _pass_tables(
-    passed: _Pass, rows: list[tuple[Any, ...]], names: list[str], order: dict[str, list[str]]
-) -> tuple[Table, Table, Table, list[DenseScores]]:
-    """(scores, samples, pairs, dense scores) of a pass; ``rows``: (hash, cell...,
-    count) per cell; ``order``: the labels, in the order of a pair's two labels."""
+    passed: _Pass, rows: list[tuple[Any, ...]], names: list[str]
+) -> tuple[Table, Table, list[DenseScores], Callable[[dict[str, list[str]]], Table]]:
+    """(scores, samples, dense scores, pairs) of a pass; ``rows``: (hash, cell...,
+    count) per cell. ``pairs(order)`` gives the pairs table, ``order``: the labels in the
+    order of a pair's two labels (known once the labels are decided, after ``discover``,
+    which builds the rest)."""
     at = _cell_columns(passed, rows, names)
-    out: dict[str, list[Table]] = {"scores": [], "samples": [], "pairs": []}
+    out: dict[str, list[Table]] = {"scores": [], "samples": []}
     dense: list[DenseScores] = []
+    pair_parts: list[tuple[str, Table, Any, Any, Any]] = []
     for f, acc in passed.fields.items():
         labels = _objects(acc.labels.names)
 
@@ -924,17 +927,24 @@ def _pass_tables(
         out["samples"].append(t)
         if acc.pairs_ok and 0 < acc.n <= _MAX_PAIR_LABELS:
             cell, a, b, pred, actual = _reduce(acc.out_pairs, 3, 2)
-            rank_of = {x: j for j, x in enumerate(order.get(f, []))}
-            rank = np.array([rank_of.get(x, j) for j, x in enumerate(acc.labels.names)])
-            swap = rank[a] > rank[b] if len(rank) else np.zeros(0, dtype=bool)
-            a, b = np.where(swap, b, a), np.where(swap, a, b)
             t = cells(cell)
-            t.update(label_a=labels[a], label_b=labels[b], predicted=pred, actual=actual)
-            out["pairs"].append(t)
+            t.update(predicted=pred, actual=actual)
+            pair_parts.append((f, t, a, b, labels))
     cols = {
         "scores": [*names, "cell", "field", "label", "outcome", "bin", "count"],
         "samples": [*names, "cell", "field", "labeled", "n_pred", "n_true", "tp", "count"],
         "pairs": [*names, "cell", "field", "label_a", "label_b", "predicted", "actual"],
     }
-    scores, samples, pairs = (_concat(out[n], cols[n]) for n in ("scores", "samples", "pairs"))
-    return scores, samples, pairs, dense
+
+    def pairs(order: dict[str, list[str]]) -> Table:
+        tables = []
+        for f, t, a, b, labels in pair_parts:
+            rank_of = {x: j for j, x in enumerate(order.get(f, []))}
+            rank = np.array([rank_of.get(x, j) for j, x in enumerate(labels.tolist())])
+            swap = rank[a] > rank[b] if len(rank) else np.zeros(0, dtype=bool)
+            tables.append({**t, "label_a": labels[np.where(swap, b, a)],
+                           "label_b": labels[np.where(swap, a, b)]})  # fmt: skip
+        return _concat(tables, cols["pairs"])
+
+    scores, samples = (_concat(out[n], cols[n]) for n in ("scores", "samples"))
+    return scores, samples, dense, pairs
