@@ -180,11 +180,16 @@ def _grouped(ids: np.ndarray) -> np.ndarray:
 
 def test_windows_grow_and_move() -> None:
     """Many cells whose keys arrive far apart, over several calls: every window grows on
-    both sides and the pool is compacted; the counts stay NumPy's keys'."""
+    both sides and the pool is compacted, the sums' table grows (from 4,096 codes to
+    tens of thousands), both in the middle of a row of two features; the counts stay
+    NumPy's keys', and each cell's counts, extremes and exact sums the oracle's (each
+    row counted once, though the loop leaves and takes up rows to grow)."""
     rng = np.random.default_rng(9)
     acc = NumericAcc(["x", "y"], LOG_GAMMA)
     want: Counter[tuple[int, int, int, int]] = Counter()
     n_cells = 300
+    all_ids: list[int] = []
+    all_xs: list[list[float | None]] = [[], []]
     for _ in range(6):
         n = 5000
         ids = rng.integers(0, n_cells, n).astype(np.int32)
@@ -192,6 +197,11 @@ def test_windows_grow_and_move() -> None:
         valid = (rng.random((n, 2)) < 0.9).astype(np.uint8)
         acc.cells(n_cells)
         acc.add(_grouped(ids), 0, n, ids, xs, acc.keys_of(xs), valid)
+        all_ids += ids.tolist()
+        for f in range(2):
+            all_xs[f] += [
+                float(x) if v else None for x, v in zip(xs[:, f], valid[:, f], strict=True)
+            ]
         for i in range(n):
             for f in range(2):
                 if valid[i, f]:
@@ -199,7 +209,13 @@ def test_windows_grow_and_move() -> None:
                     key = math.ceil(float(np.log(np.array([abs(x)]))[0]) / LOG_GAMMA)
                     want[(int(ids[i]), f, 1 if x > 0 else -1, key)] += 1
     assert acc.usable
-    keys = acc.tables(n_cells, lambda ids: {"c": np.asarray(ids)})[1]
+    assert len(acc.scode) >= 1 << 14  # the sums' table grew
+    numeric, keys, sums = acc.tables(n_cells, lambda ids: {"c": np.asarray(ids)})
+    tables = dataclasses.make_dataclass("T", ["numeric", "numeric_keys", "numeric_sums"])
+    for f, name in enumerate(["x", "y"]):
+        got_f = _by_cell(tables(numeric, keys, sums), name, ["c"])  # type: ignore[arg-type]
+        want_f = _oracle([(c,) for c in all_ids], all_xs[f])
+        _same(got_f, want_f)
     got = Counter(
         {
             (int(c), ["x", "y"].index(f), int(s), int(k)): int(n)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from labelwatch.sources._pass_kernels import _jit
+from labelwatch.sources._pass_kernels import _inline, _jit
 
 
 class Unsupported(Exception):
@@ -151,15 +151,20 @@ def _thrift_struct(b: bytes, p: int) -> tuple[dict[int, Any], int]:
         out[fid], p = _thrift_value(b, p, t)
 
 
-@_jit
-def _unpack(buf: Any, p: int, bw: int, take: int, out: Any, at: int, words: Any) -> None:
+@_inline
+def _unpack(
+    buf: Any, p: int, bw: int, take: int, out: Any, at: int, words: Any, wbytes: Any
+) -> None:
     """``out[at:at + take]``: ``take`` values of ``bw`` bits packed from ``buf[p]`` on
-    (least significant bit first), read a word at a time from a copy in ``words``."""
+    (least significant bit first), read a word at a time from a copy in ``words``
+    (``wbytes``: its bytes, a view made once by the caller: a view per run cost two
+    atomic reference counts)."""
     nb = (take * bw + 7) // 8
     umask = np.uint64((1 << bw) - 1)
     words[nb >> 3] = 0
     words[(nb >> 3) + 1] = 0
-    words.view(np.uint8)[:nb] = buf[p : p + nb]
+    for q in range(nb):
+        wbytes[q] = buf[p + q]
     for j in range(take):
         bit = j * bw
         w = bit >> 6
@@ -170,7 +175,7 @@ def _unpack(buf: Any, p: int, bw: int, take: int, out: Any, at: int, words: Any)
         out[at + j] = v & umask
 
 
-@_jit
+@_inline
 def _run_header(buf: Any, p: int, end: int) -> tuple[int, int]:
     """A hybrid run's header at ``p``: (header, position after it); (-1, p) past
     ``end`` or past 42 bits (no page holds such a run: sizes computed from it stay far
@@ -188,7 +193,7 @@ def _run_header(buf: Any, p: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-@_jit
+@_inline
 def _run_value(buf: Any, p: int, width: int) -> int:
     """The value of an RLE run: ``width`` bytes from ``p``, little-endian."""
     v = 0
@@ -224,6 +229,7 @@ def _count_at_least(
     i = 0
     total = 0
     width = (bw + 7) // 8
+    wbytes = words.view(np.uint8)
     while i < n:
         h, p = _run_header(buf, p, end)
         if h < 0:
@@ -232,7 +238,7 @@ def _count_at_least(
             take = min((h >> 1) * 8, n - i)
             if p + (take * bw + 7) // 8 > end:
                 return -1
-            _unpack(buf, p, bw, take, tmp, 0, words)
+            _unpack(buf, p, bw, take, tmp, 0, words, wbytes)
             for j in range(take):
                 if tmp[j] >= level:
                     total += 1
@@ -324,6 +330,7 @@ def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -
     run is copied there and read a word at a time (byte by byte: 2x slower)."""
     i = 0
     width = (bw + 7) // 8
+    wbytes = words.view(np.uint8)
     while i < n:
         h, p = _run_header(buf, p, end)
         if h < 0:
@@ -334,7 +341,7 @@ def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -
             nb = (take * bw + 7) // 8
             if p + nb > end:
                 return -1
-            _unpack(buf, p, bw, take, out, i, words)
+            _unpack(buf, p, bw, take, out, i, words, wbytes)
             i += take
             p += nbytes
         else:  # a run of (h >> 1) equal values

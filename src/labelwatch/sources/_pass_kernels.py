@@ -28,6 +28,17 @@ def _jit(fn: F) -> F:
     return jitted  # type: ignore[no-any-return]
 
 
+def _inline(fn: F) -> F:
+    """``_jit``, and inlined by numba where it is called: a compiled call passing
+    arrays adds one to each array's reference count and takes it away after, two
+    atomic operations per array, 5% of a 10M-row pass' CPU time when called per row
+    or per run."""
+    if not HAVE_NUMBA:
+        return fn
+    jitted: Any = numba.njit(nogil=True, cache=True, inline="always")(fn)
+    return jitted  # type: ignore[no-any-return]
+
+
 @_jit
 def _fnv(data: Any, start: int, end: int) -> int:
     h = np.uint64(14695981039346656037)
@@ -139,7 +150,7 @@ def _slots(cells: Any, lo: int, hi: int, slot_of: Any, cell_of: Any, used: int) 
     return hi, used
 
 
-@_jit
+@_inline
 def _sample_add(keys: Any, counts: Any, cell: int, code: int) -> int:
     """Count one row of ``(cell, code)`` in an open-addressing table (``keys`` (cap, 2),
     -1: empty); 1 when a key was added."""

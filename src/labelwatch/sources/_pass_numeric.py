@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from labelwatch.sources._pass_kernels import _jit
+from labelwatch.sources._pass_kernels import _inline, _jit
 from labelwatch.sources._plan import Table
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -37,7 +37,7 @@ _POOL_BYTES = 256 << 20  # the windows' counts at most (else the SQL's tables)
 _EDGE = 16  # a new window: the key and this many on either side
 
 # state: [pool entries used, live window entries, sums used, not finite, pool too large]
-_USED, _LIVE, _SUMS, _NONFINITE, _OVER = range(5)
+_USED, _LIVE, _SUMS, _NONFINITE, _OVER, _NEED = range(6)
 
 
 def fits(n_features: int, log_gamma: float) -> bool:
@@ -45,7 +45,7 @@ def fits(n_features: int, log_gamma: float) -> bool:
     return 0 < n_features <= 1 << 12 and log_gamma > 0
 
 
-@_jit
+@_inline
 def _find(table: Any, code: int, shift: int) -> int:
     """The index of ``code`` in an open-addressing table (-1: empty), or of the empty
     entry where it goes."""
@@ -90,35 +90,35 @@ def _pool_room(pool: Any, win: Any, state: Any, need: int, limit: int) -> Any:
     return new
 
 
-@_jit
-def _window_of(pool: Any, win: Any, state: Any, w: int, key: int, limit: int) -> Any:
-    """``pool`` once window ``w`` covers ``key`` (a new window, or a larger one: moved
-    to the pool's end, a quarter larger on the side that grew); ``state[_OVER]`` set
-    instead when the pool would grow too large."""
+@_inline
+def _span_of(win: Any, w: int, key: int) -> tuple[int, int]:
+    """The keys window ``w`` should cover to hold ``key`` (a new window: the key and
+    ``_EDGE`` on either side; a larger one: a quarter larger on the side that grew)."""
+    first, span = win[w, 1], win[w, 2]
+    if win[w, 0] < 0:
+        return key - _EDGE, key + _EDGE + 1
+    grow = max(_EDGE, span // 4)
+    if key < first:
+        return min(key, first - grow), first + span
+    return first, max(key + 1, first + span + grow)
+
+
+@_inline
+def _window_to(pool: Any, win: Any, state: Any, w: int, lo: int, hi: int) -> None:
+    """Window ``w`` moved to the pool's end as the keys ``lo..hi``, its counts kept (the
+    pool has the room)."""
     base, first, span = win[w, 0], win[w, 1], win[w, 2]
-    if base < 0:
-        lo, hi = key - _EDGE, key + _EDGE + 1
-    else:
-        lo, hi = first, first + span
-        grow = max(_EDGE, span // 4)
-        if key < lo:
-            lo = min(key, lo - grow)
-        else:
-            hi = max(key + 1, hi + grow)
-    need = hi - lo
-    pool = _pool_room(pool, win, state, need, limit)
-    if state[_OVER]:
-        return pool
     at = state[_USED]
-    pool[at : at + need] = 0
+    need = hi - lo
+    for t in range(need):
+        pool[at + t] = 0
     if base >= 0:
-        base = win[w, 0]  # the room may have moved it
-        pool[at + first - lo : at + first - lo + span] = pool[base : base + span]
+        for t in range(span):
+            pool[at + first - lo + t] = pool[base + t]
         state[_LIVE] -= span
     win[w, 0], win[w, 1], win[w, 2] = at, lo, need
     state[_USED] += need
     state[_LIVE] += need
-    return pool
 
 
 @_jit
@@ -145,15 +145,54 @@ def _numeric_runs(
     up: per cell ``cell_rows``, per (cell, feature) ``stats`` (present, zero) and
     ``extremes`` (min, max); per (cell, feature, sign) window ``win`` (pool entry,
     first key, keys) the pool's count per key; ``ssum`` (low half, high half) per sum
-    code in ``scode``. The pool and the sums' table, grown when they must be."""
+    code in ``scode``. The pool and the sums' table are grown here, between calls of
+    ``_runs_until``, whose loop never rebinds an array: numba counted references to
+    arrays rebound in a loop at each row (28% of the loop's time)."""
+    t, f = lo, 0
+    while True:
+        t, f = _runs_until(
+            order, t, f, hi, ids, xs, keys, valid, cell_rows, stats, extremes, win,
+            pool, scode, ssum, state,
+        )  # fmt: skip
+        if t >= hi:
+            return pool, scode, ssum
+        if state[_NEED]:
+            pool = _pool_room(pool, win, state, state[_NEED], limit)
+            state[_NEED] = 0
+        else:
+            scode, ssum = _sums_grown(scode, ssum)
+
+
+@_jit
+def _runs_until(
+    order: Any,
+    t: int,
+    f0: int,
+    hi: int,
+    ids: Any,
+    xs: Any,
+    keys: Any,
+    valid: Any,
+    cell_rows: Any,
+    stats: Any,
+    extremes: Any,
+    win: Any,
+    pool: Any,
+    scode: Any,
+    ssum: Any,
+    state: Any,
+) -> tuple[int, int]:
+    """``_numeric_runs``' rows from row ``order[t]``'s feature ``f0`` on: (the row and
+    feature reached), the end, or where the pool (``state[_NEED]``: the entries a
+    window wants) or the sums' table must grow first. Once the pool would pass its
+    limit (``state[_OVER]``) no window is kept."""
     nf = xs.shape[1]
     low = (1 << _HALF) - 1
     shift = 64 - _bits(scode.shape[0])
-    for t in range(lo, hi):
+    while t < hi:
         i = order[t]
         c = ids[i]
-        cell_rows[c] += 1
-        for f in range(nf):
+        for f in range(f0, nf):
             if not valid[i, f]:
                 continue
             x = xs[i, f]
@@ -161,6 +200,19 @@ def _numeric_runs(
                 state[_NONFINITE] = 1
                 continue
             j = c * nf + f
+            mag = abs(x)
+            w = j * 2 + (1 if x > 0 else 0)
+            keyed = mag >= _TINY and not state[_OVER]
+            if keyed:
+                key = keys[i, f]
+                if not (win[w, 0] >= 0 and win[w, 1] <= key < win[w, 1] + win[w, 2]):
+                    wlo, whi = _span_of(win, w, key)
+                    if state[_USED] + whi - wlo > pool.shape[0]:
+                        state[_NEED] = whi - wlo
+                        return t, f
+                    _window_to(pool, win, state, w, wlo, whi)
+            if x != 0 and 4 * (state[_SUMS] + 1) > 3 * scode.shape[0]:
+                return t, f
             stats[j, 0] += 1
             y = x + 0.0  # -0.0 as 0.0, as the SQL's min(x + 0.0)
             if y < extremes[j, 0]:
@@ -170,22 +222,13 @@ def _numeric_runs(
             if x == 0:
                 stats[j, 1] += 1
                 continue
-            mag = abs(x)
             if mag < _TINY:
                 stats[j, 1] += 1
-            elif not state[_OVER]:
-                key = keys[i, f]
-                w = j * 2 + (1 if x > 0 else 0)
-                if not (win[w, 0] >= 0 and win[w, 1] <= key < win[w, 1] + win[w, 2]):
-                    pool = _window_of(pool, win, state, w, key, limit)
-                if not state[_OVER]:
-                    pool[win[w, 0] + key - win[w, 1]] += 1
+            elif keyed:
+                pool[win[w, 0] + keys[i, f] - win[w, 1]] += 1
             m, ex = math.frexp(mag)
             whole = np.int64(m * 9007199254740992.0)  # 2**53: exact
             code = (j << _EXP_BITS) | (ex - 53 + 2048)
-            if 4 * (state[_SUMS] + 1) > 3 * scode.shape[0]:
-                scode, ssum = _sums_grown(scode, ssum)
-                shift -= 1  # twice the size: one bit more
             k = _find(scode, code, shift)
             if scode[k] < 0:
                 scode[k] = code
@@ -196,7 +239,10 @@ def _numeric_runs(
             else:
                 ssum[k, 0] -= whole & low
                 ssum[k, 1] -= whole >> _HALF
-    return pool, scode, ssum
+        cell_rows[c] += 1  # once the row is done: a row left for growth comes again
+        f0 = 0
+        t += 1
+    return t, 0
 
 
 @_jit
@@ -263,7 +309,7 @@ class NumericAcc:
         self.pool = np.zeros(0, dtype=np.int64)
         self.scode = np.full(1 << 12, -1, dtype=np.int64)
         self.ssum = np.zeros((1 << 12, 2), dtype=np.int64)
-        self.state = np.zeros(5, dtype=np.int64)
+        self.state = np.zeros(6, dtype=np.int64)
         self.limit = _POOL_BYTES // 8
 
     @property
