@@ -611,6 +611,43 @@ def _with_repeats(col: pa.ChunkedArray, every: int, value: float) -> pa.MapArray
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("bad", [False, True])
+def test_predictions_only_maps(tmp_path: Path, bad: bool) -> None:
+    """Parquet maps of predictions and no actuals (the compiled pass' entry point for
+    that case): the labels found, their counts and the tables are the SQL engine's; a
+    score out of range is refused at its row."""
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    rows = make_rows(300, seed=31)
+    table = arrow_table(rows, "map").drop_columns(["act"])
+    if bad:
+        preds = [None if r["pred"] is None else list(r["pred"].items()) for r in rows]
+        at = next(i for i in range(250, 300) if preds[i])
+        preds[at] = [*preds[at][:-1], (preds[at][-1][0], 1.5)]
+        i = table.schema.get_field_index("pred")
+        table = table.set_column(i, "pred", pa.array(preds, table.schema.field("pred").type))
+    path = tmp_path / "d.parquet"
+    pq.write_table(table, path)
+    plan = make_plan(dataclasses.replace(mapping_for("map"), actuals={}))
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        if bad:
+            got = []
+            for src in (a, b):
+                with pytest.raises(InvalidInputError) as err:
+                    src.discover(plan)
+                got.append((err.value.field, err.value.row, err.value.got))
+            assert got[0] == got[1] == (f"pred.{preds[at][-1][0]}", at, 1.5)
+            return
+        found = b.discover(plan)
+        assert found == a.discover(plan)
+        assert sum(n for _, n in found.prediction_labels["g"]) == sum(
+            len(r["pred"] or {}) for r in rows
+        )
+        _same_tables(a.summarize(plan), b.summarize(plan))
+
+
 @pytest.mark.parametrize("decoder", ["own", "pyarrow"])
 def test_repeated_map_keys_count_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: str

@@ -30,6 +30,8 @@ from labelwatch.sources._pass_kernels import (
     _POS,
     _by_slot,
     _encode,
+    _encode_maps,
+    _encode_predictions,
     _fnv,
     _group,
     _intern,
@@ -428,7 +430,6 @@ def _passing(
     nx = 0 if numeric is None else numeric.nf
     chunks = [_Chunk(len(fields), nx), _Chunk(len(fields), nx)]  # one filled, one drained
     chunk = chunks[0]
-    encode: Any = _encode  # its sides' tuples splatted
     reader: Any = con.execute(sql).to_arrow_reader(_BATCH_ROWS)
     if parquet is None:
         source: Any = reader
@@ -480,10 +481,13 @@ def _passing(
         for f, (acc, ((p, a), counted)) in enumerate(zip(fields.values(), sides, strict=True)):
             starts = _starts(p, n) + _starts(a, n)
             eoff, ncode, codes, masks, sample = chunk.room(f, dest, starts, acc.cap * 3 * acc.m)
+            encode = _encode
+            if validate and p[0] == 3 and a[0] in (0, 3):  # the kinds compiled in
+                encode = _encode_maps if a[0] == 3 else _encode_predictions
             encode(
-                0, n, stamp0, rowno, *p, *a, acc.thr, acc.lut, acc.etab, acc.ncell, acc.m,
-                validate, acc.badkey, acc.stats, acc.bad, acc.stamps,
-                dest, eoff, codes, ncode, masks, sample,
+                0, n, stamp0, rowno, p, a, (acc.thr, acc.lut, acc.etab, acc.ncell, acc.m),
+                (validate, acc.badkey, acc.stats, acc.bad, acc.stamps),
+                (dest, eoff, codes, ncode, masks, sample),
             )  # fmt: skip
             if validate:  # the map sides read by pyarrow: counted by dictionary entry
                 for k, side_of in counted:

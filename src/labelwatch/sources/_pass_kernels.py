@@ -184,45 +184,9 @@ def _by_slot(ids: Any, slot_of: Any, lo: int, hi: int, start: Any, order: Any) -
 
 @_jit
 def _encode(
-    lo: int,
-    hi: int,
-    stamp0: int,
-    rowno: Any,
-    pk: int,
-    poff: Any,
-    pcode: Any,
-    pval: Any,
-    phas: Any,
-    pkoff: Any,
-    pkv: Any,
-    ptcode: Any,
-    pdc: Any,
-    ak: int,
-    aoff: Any,
-    acode: Any,
-    aval: Any,
-    ahas: Any,
-    akoff: Any,
-    akv: Any,
-    atcode: Any,
-    adc: Any,
-    thr: Any,
-    lut: Any,
-    etab: Any,
-    ncell: int,
-    m: int,
-    validate: bool,
-    badkey: Any,
-    stats: Any,
-    bad: Any,
-    stamps: Any,
-    dest: Any,
-    eoff: Any,
-    codes: Any,
-    ncode: Any,
-    masks: Any,
-    sample: Any,
-) -> None:
+    lo: int, hi: int, stamp0: int, rowno: Any, pside: Any, aside: Any, bins: Any, checks: Any,
+    out: Any,
+) -> None:  # fmt: skip
     """Phase one of a field's pass, rows ``lo..hi`` read in row order, row ``i`` written
     at ``d = dest[i]`` (the rows of a cell together): its score cells as codes
     ``((label * 3) + outcome) * m + bin`` (``codes[eoff[i]:][:ncode[d]]``), its
@@ -239,6 +203,47 @@ def _encode(
     ``bad`` (2,): per side the first bad entry (validation of map sides). The label
     lookup is written out in each loop: a shared helper, even inlined by numba, made
     the 10M-row pass 2.3x slower (10.9 s -> 24.7 s)."""
+    _encode_rows(lo, hi, stamp0, rowno, pside, aside, bins, checks, out)
+
+
+@_jit
+def _encode_maps(
+    lo: int, hi: int, stamp0: int, rowno: Any, pside: Any, aside: Any, bins: Any, checks: Any,
+    out: Any,
+) -> None:  # fmt: skip
+    """``_encode`` for two map sides of dictionary keys (kinds 3), validated: the
+    Parquet pass. The kinds known when compiled, the branches on them go and fewer
+    values wait on the stack: 9% faster (10M rows: 0.3 CPU-s)."""
+    preds = (3,) + pside[1:]  # noqa: RUF005 - numba builds tuples by +, not by *
+    acts = (3,) + aside[1:]  # noqa: RUF005
+    checked = (True,) + checks[1:]  # noqa: RUF005
+    _encode_rows(lo, hi, stamp0, rowno, preds, acts, bins, checked, out)
+
+
+@_jit
+def _encode_predictions(
+    lo: int, hi: int, stamp0: int, rowno: Any, pside: Any, aside: Any, bins: Any, checks: Any,
+    out: Any,
+) -> None:  # fmt: skip
+    """``_encode`` for a map side of dictionary keys and no actuals (kinds 3 and 0),
+    validated."""
+    preds = (3,) + pside[1:]  # noqa: RUF005 - numba builds tuples by +, not by *
+    acts = (0,) + aside[1:]  # noqa: RUF005
+    checked = (True,) + checks[1:]  # noqa: RUF005
+    _encode_rows(lo, hi, stamp0, rowno, preds, acts, bins, checked, out)
+
+
+@_inline
+def _encode_rows(
+    lo: int, hi: int, stamp0: int, rowno: Any, pside: Any, aside: Any, bins: Any, checks: Any,
+    out: Any,
+) -> None:  # fmt: skip
+    """``_encode``'s loop, inlined into each entry point with the constants it gives."""
+    pk, poff, pcode, pval, phas, pkoff, pkv, ptcode, pdc = pside
+    ak, aoff, acode, aval, ahas, akoff, akv, atcode, adc = aside
+    thr, lut, etab, ncell, m = bins
+    validate, badkey, stats, bad, stamps = checks
+    dest, eoff, codes, ncode, masks, sample = out
     steps = etab.shape[0]
     pw = pcode.shape[0]
     aw = acode.shape[0]
