@@ -191,7 +191,10 @@ def _encode(
     at ``d = dest[i]`` (the rows of a cell together): its score cells as codes
     ``((label * 3) + outcome) * m + bin`` (``codes[eoff[i]:][:ncode[d]]``), its
     predicted and true labels as bit masks (``masks (rows, 2, words)``) and its sample
-    code (``sample``; -1: a row with neither side). A side's kind ``pk`` / ``ak``:
+    code (``sample``; -1: a row with neither side). ``pside`` / ``aside``: (kind, off,
+    code, val, has, koff, kv, tcode, dc) of the prediction / actual side; ``bins``:
+    (thr, lut, etab, ncell, m); ``checks``: (validate, badkey, stats, bad, stamps);
+    ``out``: (dest, eoff, codes, ncode, masks, sample). A side's kind ``pk`` / ``ak``:
     0 none, 1 a map (``off``: entry offsets, ``code`` per entry), 2 fixed labels (one
     value per row and label, label-major; ``code`` per label; NaN: null), 3 a map whose
     keys are dictionary indices (``koff`` per entry; ``code`` per dictionary entry;
@@ -203,7 +206,9 @@ def _encode(
     ``bad`` (2,): per side the first bad entry (validation of map sides). The label
     lookup is written out in each loop: a shared helper, even inlined by numba, made
     the 10M-row pass 2.3x slower (10.9 s -> 24.7 s)."""
-    _encode_rows(lo, hi, stamp0, rowno, pside, aside, bins, checks, out)
+    _encode_rows(
+        pside[0], aside[0], checks[0], lo, hi, stamp0, rowno, pside, aside, bins, checks, out
+    )
 
 
 @_jit
@@ -214,10 +219,7 @@ def _encode_maps(
     """``_encode`` for two map sides of dictionary keys (kinds 3), validated: the
     Parquet pass. The kinds known when compiled, the branches on them go and fewer
     values wait on the stack: 9% faster (10M rows: 0.3 CPU-s)."""
-    preds = (3,) + pside[1:]  # noqa: RUF005 - numba builds tuples by +, not by *
-    acts = (3,) + aside[1:]  # noqa: RUF005
-    checked = (True,) + checks[1:]  # noqa: RUF005
-    _encode_rows(lo, hi, stamp0, rowno, preds, acts, bins, checked, out)
+    _encode_rows(3, 3, True, lo, hi, stamp0, rowno, pside, aside, bins, checks, out)
 
 
 @_jit
@@ -227,22 +229,20 @@ def _encode_predictions(
 ) -> None:  # fmt: skip
     """``_encode`` for a map side of dictionary keys and no actuals (kinds 3 and 0),
     validated."""
-    preds = (3,) + pside[1:]  # noqa: RUF005 - numba builds tuples by +, not by *
-    acts = (0,) + aside[1:]  # noqa: RUF005
-    checked = (True,) + checks[1:]  # noqa: RUF005
-    _encode_rows(lo, hi, stamp0, rowno, preds, acts, bins, checked, out)
+    _encode_rows(3, 0, True, lo, hi, stamp0, rowno, pside, aside, bins, checks, out)
 
 
 @_inline
 def _encode_rows(
-    lo: int, hi: int, stamp0: int, rowno: Any, pside: Any, aside: Any, bins: Any, checks: Any,
-    out: Any,
+    pk: int, ak: int, validate: bool, lo: int, hi: int, stamp0: int, rowno: Any, pside: Any,
+    aside: Any, bins: Any, checks: Any, out: Any,
 ) -> None:  # fmt: skip
-    """``_encode``'s loop, inlined into each entry point with the constants it gives."""
-    pk, poff, pcode, pval, phas, pkoff, pkv, ptcode, pdc = pside
-    ak, aoff, acode, aval, ahas, akoff, akv, atcode, adc = aside
+    """``_encode``'s loop, inlined into each entry point with the side kinds and
+    validation it gives (constants, or the tuples' own)."""
+    _, poff, pcode, pval, phas, pkoff, pkv, ptcode, pdc = pside
+    _, aoff, acode, aval, ahas, akoff, akv, atcode, adc = aside
     thr, lut, etab, ncell, m = bins
-    validate, badkey, stats, bad, stamps = checks
+    _, badkey, stats, bad, stamps = checks
     dest, eoff, codes, ncode, masks, sample = out
     steps = etab.shape[0]
     pw = pcode.shape[0]

@@ -150,10 +150,8 @@ def _numeric_runs(
     arrays rebound in a loop at each row (28% of the loop's time)."""
     t, f = lo, 0
     while True:
-        t, f = _runs_until(
-            order, t, f, hi, ids, xs, keys, valid, cell_rows, stats, extremes, win,
-            pool, scode, ssum, state,
-        )  # fmt: skip
+        counts = (cell_rows, stats, extremes, win, pool, scode, ssum, state)
+        t, f = _runs_until(order, t, f, hi, (ids, xs, keys, valid), counts)
         if t >= hi:
             return pool, scode, ssum
         if state[_NEED]:
@@ -164,28 +162,14 @@ def _numeric_runs(
 
 
 @_jit
-def _runs_until(
-    order: Any,
-    t: int,
-    f0: int,
-    hi: int,
-    ids: Any,
-    xs: Any,
-    keys: Any,
-    valid: Any,
-    cell_rows: Any,
-    stats: Any,
-    extremes: Any,
-    win: Any,
-    pool: Any,
-    scode: Any,
-    ssum: Any,
-    state: Any,
-) -> tuple[int, int]:
+def _runs_until(order: Any, t: int, f0: int, hi: int, rows: Any, counts: Any) -> tuple[int, int]:
     """``_numeric_runs``' rows from row ``order[t]``'s feature ``f0`` on: (the row and
     feature reached), the end, or where the pool (``state[_NEED]``: the entries a
     window wants) or the sums' table must grow first. Once the pool would pass its
-    limit (``state[_OVER]``) no window is kept."""
+    limit (``state[_OVER]``) no window is kept. ``rows``, ``counts``: its arguments
+    as tuples."""
+    ids, xs, keys, valid = rows
+    cell_rows, stats, extremes, win, pool, scode, ssum, state = counts
     nf = xs.shape[1]
     low = (1 << _HALF) - 1
     shift = 64 - _bits(scode.shape[0])
