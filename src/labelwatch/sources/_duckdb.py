@@ -401,7 +401,7 @@ class DuckDBSource(_Opening, _ColumnSQL):
         the categorical counts, on a second cursor in a thread (DuckDB's own threads,
         the GIL released), while this thread builds the summary's tables from the pass
         (Python, mostly one core): the two overlap, where one after the other they took
-        about 2.3 s on 10M rows."""
+        about 2.5 s on 10M rows (with the per-cell rows query)."""
         cells, names = self._cells(plan)
         categorical = self._categorical_sql(plan, cells, names)
         cursor = self._con.cursor()
