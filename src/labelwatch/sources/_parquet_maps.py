@@ -152,27 +152,42 @@ def _thrift_struct(b: bytes, p: int) -> tuple[dict[int, Any], int]:
 
 
 @_inline
-def _unpack(
-    buf: Any, p: int, bw: int, take: int, out: Any, at: int, words: Any, wbytes: Any
-) -> None:
-    """``out[at:at + take]``: ``take`` values of ``bw`` bits packed from ``buf[p]`` on
-    (least significant bit first), read a word at a time from a copy in ``words``
-    (``wbytes``: its bytes, a view made once by the caller: a view per run cost two
-    atomic reference counts)."""
-    nb = (take * bw + 7) // 8
+def _words_of(buf: Any, p: int, end: int, words: Any) -> None:
+    """``buf[p:end]`` copied into ``words`` (uint64 scratch of at least
+    ``(end - p) // 8 + 2``), the next 16 bytes zeroed: a hybrid run's bits then read a
+    word at a time."""
+    wbytes = words.view(np.uint8)
+    m = end - p
+    wbytes[:m] = buf[p:end]
+    wbytes[m : min(m + 16, wbytes.shape[0])] = 0
+
+
+@_inline
+def _unpack(words: Any, bit0: int, bw: int, take: int, out: Any, at: int) -> None:
+    """``out[at:at + take]``: ``take`` values of ``bw`` bits (at most 32) packed from bit
+    ``bit0`` of ``words`` on (least significant bit first), read as a stream: a word
+    loaded when the bits held run short. Unsigned arithmetic (no index wraparound) and
+    no per-value shift by a computed word position: 14-bit values 4.0 -> 1.2 ns each."""
+    ubw = np.uint64(bw)
     umask = np.uint64((1 << bw) - 1)
-    words[nb >> 3] = 0
-    words[(nb >> 3) + 1] = 0
-    for q in range(nb):
-        wbytes[q] = buf[p + q]
+    w = bit0 >> 6
+    sh = np.uint64(bit0 & 63)
+    acc = words[w] >> sh
+    have = np.uint64(64) - sh
+    w += 1
     for j in range(take):
-        bit = j * bw
-        w = bit >> 6
-        sh = bit & 63
-        v = words[w] >> np.uint64(sh)
-        if sh + bw > 64:
-            v |= words[w + 1] << np.uint64(64 - sh)
-        out[at + j] = v & umask
+        if have < ubw:
+            nxt = words[w]
+            w += 1
+            v = (acc | (nxt << have)) & umask
+            used = ubw - have
+            acc = nxt >> used
+            have = np.uint64(64) - used
+        else:
+            v = acc & umask
+            acc >>= ubw
+            have -= ubw
+        out[at + j] = v
 
 
 @_inline
@@ -229,7 +244,8 @@ def _count_at_least(
     i = 0
     total = 0
     width = (bw + 7) // 8
-    wbytes = words.view(np.uint8)
+    base = p
+    _words_of(buf, p, end, words)
     while i < n:
         h, p = _run_header(buf, p, end)
         if h < 0:
@@ -238,7 +254,7 @@ def _count_at_least(
             take = min((h >> 1) * 8, n - i)
             if p + (take * bw + 7) // 8 > end:
                 return -1
-            _unpack(buf, p, bw, take, tmp, 0, words, wbytes)
+            _unpack(words, (p - base) * 8, bw, take, tmp, 0)
             for j in range(take):
                 if tmp[j] >= level:
                     total += 1
@@ -326,11 +342,12 @@ def _gather(idx: Any, n: int, dvals: Any, out: Any, at: int) -> bool:
 def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -> int:
     """Decode ``n`` values of Parquet's RLE / bit-packed hybrid of width ``bw`` from
     ``buf[p:end]`` into ``out[:n]``: the position after them, -1 when the runs end
-    first. ``words``: uint64 scratch of at least ``(end - p) // 8 + 2``; a bit-packed
-    run is copied there and read a word at a time (byte by byte: 2x slower)."""
+    first. ``words``: uint64 scratch of at least ``(end - p) // 8 + 2``; the runs are
+    copied there once and the bit-packed ones read a word at a time (``_unpack``)."""
     i = 0
     width = (bw + 7) // 8
-    wbytes = words.view(np.uint8)
+    base = p
+    _words_of(buf, p, end, words)
     while i < n:
         h, p = _run_header(buf, p, end)
         if h < 0:
@@ -341,7 +358,7 @@ def _hybrid(buf: Any, p: int, end: int, bw: int, out: Any, n: int, words: Any) -
             nb = (take * bw + 7) // 8
             if p + nb > end:
                 return -1
-            _unpack(buf, p, bw, take, out, i, words, wbytes)
+            _unpack(words, (p - base) * 8, bw, take, out, i)
             i += take
             p += nbytes
         else:  # a run of (h >> 1) equal values
