@@ -764,6 +764,6 @@ def read_map(
         dictionary = _plain_strings(b"", 0)
     if got != entries or dictionary is None:
         raise Unsupported("keys and values differ")
-    if entries and (index.min() < 0 or index.max() >= len(dictionary)):
+    if entries and index.view(np.uint32).max() >= len(dictionary):  # negatives too
         raise Unsupported("a dictionary index out of range")
     return DecodedMap(offsets, valid, index, dictionary, values[:entries], out)
