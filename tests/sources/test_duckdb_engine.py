@@ -677,12 +677,23 @@ def test_repeated_map_keys_count_once(
 @pytest.mark.parametrize("engine", ["sql", None])
 @pytest.mark.parametrize("ints", [False, True])
 @pytest.mark.parametrize("kind", ["table", "parquet"])
+@pytest.mark.parametrize("sorted_hashes", [True, False])
 def test_duplicate_ids_are_refused(
-    tmp_path: Path, engine: str | None, ints: bool, kind: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str | None,
+    ints: bool,
+    kind: str,
+    sorted_hashes: bool,
 ) -> None:
     """An id met twice: the later row refused, naming the first (text and integer ids;
-    the check groups ids only when their hashes collide), also when the check runs on a
+    the check groups ids only when their hashes collide, the hashes sorted by NumPy or,
+    past ``_SORTED_HASHES`` rows, counted by DuckDB), also when the check runs on a
     second cursor while the tables are built (Parquet, the compiled pass)."""
+    import labelwatch.sources._duckdb as duck
+
+    if not sorted_hashes:
+        monkeypatch.setattr(duck, "_SORTED_HASHES", 59)
     rows = make_rows(60, seed=8)
     rows[44]["id"] = rows[17]["id"]
     rows[51]["id"] = rows[3]["id"]
