@@ -3,12 +3,21 @@ compared with the SQL engine in ``test_duckdb_engine``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwatch.sources._pass_kernels import _by_slot, _group, _low_bit, _pairs, _popcount
+from labelwatch.sources._pass_kernels import (
+    _by_slot,
+    _group,
+    _low_bit,
+    _offsets,
+    _pairs,
+    _popcount,
+)
 
 
 @pytest.mark.parametrize("bit", range(64))
@@ -35,6 +44,31 @@ def test_group_puts_a_cells_rows_together_in_row_order(cells: list[int]) -> None
     assert [int(x) for x in np.argsort(dest)] == want
     assert sorted(dest.tolist()) == list(range(n))
     assert (mark == -1).all()  # left as found, for the next batch
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=6), max_size=40),
+    st.integers(min_value=0, max_value=50),
+    st.randoms(use_true_random=False),
+)
+@settings(max_examples=200, deadline=None)
+def test_offsets_of_grouped_rows(sizes: list[int], first: int, rnd: Any) -> None:
+    """Each row's entries placed where its grouped position puts them: the offsets by
+    grouped position are the running sum of the sizes in grouped order, from ``first``."""
+    n = len(sizes)
+    dest = list(range(n))
+    rnd.shuffle(dest)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    grouped = np.full(n, -1, dtype=np.int64)
+    rows = np.full(n, -1, dtype=np.int64)
+    end = _offsets(np.array(dest, dtype=np.int64), starts, first, grouped, rows)
+    by_pos = [0] * n
+    for i, d in enumerate(dest):
+        by_pos[d] = sizes[i]
+    want = [first + sum(by_pos[:d]) for d in range(n)]
+    assert grouped.tolist() == want
+    assert rows.tolist() == [want[d] for d in dest]
+    assert end == first + sum(sizes)
 
 
 def test_by_slot_orders_rows_by_slot_then_row() -> None:

@@ -36,6 +36,7 @@ from labelwatch.sources._pass_kernels import (
     _group,
     _intern,
     _intern_u64,
+    _offsets,
     _pairs,
     _rehash,
     _sample_merge,
@@ -629,11 +630,12 @@ class _Chunk:
         for arrays, w in zip(self.fields, words, strict=True):
             if arrays[3].shape[2] != w:  # labels grew (a drained chunk): other masks
                 arrays[3] = np.zeros((len(self.ids), 2, w), dtype=np.uint64)
-        self.ids[self.rows + dest] = ids
+        at = self.rows + dest  # scattered: 30 ns a row, in a loop as with NumPy (3600 cells)
+        self.ids[at] = ids
         if self.xs.shape[1]:
-            self.xs[self.rows + dest] = xs.T
-            self.keys[self.rows + dest] = keys.T
-            self.valid[self.rows + dest] = valid.T
+            self.xs[at] = xs.T
+            self.keys[at] = keys.T
+            self.valid[at] = valid.T
         self.start = self.rows
         self.rows = need
 
@@ -647,19 +649,16 @@ class _Chunk:
         if arrays[2].dtype != dtype:  # labels grew: the chunk was drained first
             arrays[2] = arrays[2].astype(dtype)
         n = len(dest)
-        room = np.zeros(n + 1, dtype=np.int64)  # entries per row, in grouped order
-        room[1:][dest] = np.diff(starts)
-        eoff = np.cumsum(room) + self.entries[f]
-        need = int(eoff[-1])
+        lo, hi = self.start, self.start + n
+        in_rows = np.empty(n, dtype=np.int64)  # in row order: ``_encode`` reads it row by row
+        need = _offsets(dest, starts, self.entries[f], arrays[0][lo:hi], in_rows)
         if need > len(arrays[2]):  # room for a chunk of rows like these
             rows = self.start + n
             guess = need * (max(rows, _CHUNK_ROWS) + n) // rows
             arrays[2] = _grown(arrays[2], max(need, guess))
-        lo, hi = self.start, self.start + n
-        arrays[0][lo:hi] = eoff[:-1]
         self.entries[f] = need
         return (
-            eoff[:-1][dest],  # in row order: ``_encode`` reads it row by row
+            in_rows,
             arrays[1][lo:hi],
             arrays[2],
             arrays[3][lo:hi],

@@ -412,6 +412,24 @@ def _encode_rows(
 
 
 @_jit
+def _offsets(dest: Any, starts: Any, first: int, grouped: Any, rows: Any) -> int:
+    """Where each row's entries go once a batch's rows are grouped (row ``i`` at
+    ``dest[i]``, its entries ``starts[i]..starts[i + 1]``), from ``first`` on: by
+    grouped position into ``grouped`` and by row into ``rows``; the offset after them."""
+    n = dest.shape[0]
+    for i in range(n):
+        grouped[dest[i]] = starts[i + 1] - starts[i]
+    at = first
+    for d in range(n):
+        c = grouped[d]
+        grouped[d] = at
+        at += c
+    for i in range(n):
+        rows[i] = grouped[dest[i]]
+    return at
+
+
+@_jit
 def _group(ids: Any, mark: Any, cells: Any, start: Any, dest: Any) -> None:
     """``dest[i]``: the position of row ``i`` once the rows of one cell are together (in
     order of first appearance, row order within one). ``mark`` (cells,) -1, left so;
