@@ -582,6 +582,35 @@ def test_compiled_pass_equals_sql(
                 check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"categorical": ["flag", "country"]},  # the first feature varies within a cell
+        {"segments": [], "categorical": ["flag"]},
+        {"segments": ["flag", "country"], "categorical": ["country", "flag"]},
+        {"categorical": []},
+    ],
+)
+def test_cells_and_categorical_counts_of_one_scan(tmp_path: Path, kw: dict[str, Any]) -> None:
+    """The cells' rows and the categorical counts that ``_prepare`` takes from one scan
+    (grouping sets, the hashes computed per cell) are the SQL engine's, whatever the
+    features' order and the segments."""
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    rows = make_rows(300, seed=11)
+    path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
+    plan = make_plan(mapping_for("map"), **kw)
+    with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
+        assert a.discover(plan) == b.discover(plan)
+        got = b.summarize(plan)
+        _same_tables(a.summarize(plan), got)
+    assert sum(got.rows["count"].tolist()) == 300
+    if kw["categorical"]:
+        assert sum(got.categorical["count"].tolist()) == 300 * len(kw["categorical"])
+
+
 def _source(table: pa.Table, kind: str, tmp_path: Path, engine: str | None) -> DuckDBSource:
     """A source of ``table``: registered in DuckDB ("table"), or a Parquet file, which a
     second cursor reads too (the duplicate check beside the tables)."""

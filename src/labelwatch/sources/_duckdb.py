@@ -550,30 +550,36 @@ class DuckDBSource(_Opening, _ColumnSQL):
 
     def _prepare(self, plan: Plan, passed: _Pass) -> _Prepared | None:
         """The tables of a pass (None: two cells of one hash, the pass to be salted
-        otherwise). The cells' rows and the categorical counts from one query: each
-        row once per categorical feature, the cells' rows those of the first (two
-        scans on 10M rows took 0.54 + 0.53 s, one 0.88 s beside the duplicate check:
-        after the pass 1.54 -> 1.23 s)."""
+        otherwise). The cells' rows and the categorical counts from one scan, grouped
+        by cell and each categorical feature's value in turn (grouping sets), the
+        cells' rows those of the first, the cells' hashes computed once per cell:
+        10M rows, one categorical feature: two scans (the second unnesting a list of
+        the features) 0.54 + 0.53 s, one scan unnesting 0.72 s, this 0.29 s (alone)."""
         cells, names = self._cells(plan)
-        h = _cell_hash(cells, passed.salt)
-        values = self._categorical_values(plan)
-        if values is None:
+        h = _cell_hash(names, passed.salt)  # of the grouped cells: the rows' hashes
+        values = [self._category_sql(plan, feature)[1] for feature in plan.categorical]
+        if not values:
             rows = self._sql(
-                f"SELECT {h} AS h, {', '.join(cells)}, count(*) FROM lw_src GROUP BY ALL"
+                f"SELECT {h} AS h, {', '.join(names)}, n FROM "
+                f"(SELECT {', '.join(cells)}, count(*) AS n FROM lw_src GROUP BY ALL)"
             )
-            counted: list[Any] = []
-        else:
-            counted = self._sql(
-                f"SELECT h, {', '.join(names)}, e.f, e.v, count(*) FROM (SELECT {h} AS h, "
-                f"{', '.join(cells)}, unnest([{values}]) AS e FROM lw_src) GROUP BY ALL"
-            )
+        k, f = len(names), len(values)
+        v = [f"__lw_v{j}" for j in range(f)]
+        counted: list[Any] = []
+        if values:
+            inner = ", ".join([*cells, *(f"{x} AS {a}" for x, a in zip(values, v, strict=True))])
+            sets = ", ".join(f"({', '.join([*names, a])})" for a in v)
             per: dict[tuple[Any, ...], int] = {}
-            for r in counted:
-                if r[-3] == 0:
-                    key = r[:-3]
-                    per[key] = per.get(key, 0) + r[-1]
+            for r in self._sql(
+                f"SELECT {h}, {', '.join(names)}, {', '.join(v)}, grouping_id({', '.join(v)}), "
+                f"count(*) FROM (SELECT {inner} FROM lw_src) GROUP BY GROUPING SETS ({sets})"
+            ):
+                g = int(r[-2])  # the features not grouped by: their bits set, the first highest
+                j = next(j for j in range(f) if not (g >> (f - 1 - j)) & 1)
+                counted.append((*r[1 : 1 + k], j, r[1 + k + j], r[-1]))
+                if j == 0:  # a cell's rows: its counts by the first feature's values
+                    per[r[: 1 + k]] = per.get(r[: 1 + k], 0) + r[-1]
             rows = [(*key, n) for key, n in per.items()]
-            counted = [r[1:] for r in counted]
         if len({r[0] for r in rows}) != len(rows):
             return None
         scores, samples, dense, pairs = _pass_tables(passed, rows, names)
