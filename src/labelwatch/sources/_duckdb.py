@@ -558,15 +558,15 @@ class DuckDBSource(_Opening, _ColumnSQL):
         cells, names = self._cells(plan)
         h = _cell_hash(names, passed.salt)  # of the grouped cells: the rows' hashes
         values = [self._category_sql(plan, feature)[1] for feature in plan.categorical]
+        counted: list[Any] = []
         if not values:
             rows = self._sql(
                 f"SELECT {h} AS h, {', '.join(names)}, n FROM "
                 f"(SELECT {', '.join(cells)}, count(*) AS n FROM lw_src GROUP BY ALL)"
             )
-        k, f = len(names), len(values)
-        v = [f"__lw_v{j}" for j in range(f)]
-        counted: list[Any] = []
-        if values:
+        else:
+            k, f = len(names), len(values)
+            v = [f"__lw_v{j}" for j in range(f)]
             inner = ", ".join([*cells, *(f"{x} AS {a}" for x, a in zip(values, v, strict=True))])
             sets = ", ".join(f"({', '.join([*names, a])})" for a in v)
             per: dict[tuple[Any, ...], int] = {}
@@ -748,21 +748,14 @@ class DuckDBSource(_Opening, _ColumnSQL):
         query = self._categorical_sql(plan, cells, names)
         return self._categorical_table(plan, names, [] if query is None else self._sql(query))
 
-    def _categorical_values(self, plan: Plan) -> str | None:
-        """The structs (feature index, value) of a row's categorical features (None:
-        none)."""
+    def _categorical_sql(self, plan: Plan, cells: list[str], names: list[str]) -> str | None:
+        """The categorical counts' query (None: no categorical feature)."""
         if not plan.categorical:
             return None
-        return ", ".join(
+        values = ", ".join(
             f"{{'f': {j}, 'v': {self._category_sql(plan, feature)[1]}}}"
             for j, feature in enumerate(plan.categorical)
         )
-
-    def _categorical_sql(self, plan: Plan, cells: list[str], names: list[str]) -> str | None:
-        """The categorical counts' query (None: no categorical feature)."""
-        values = self._categorical_values(plan)
-        if values is None:
-            return None
         c = ", ".join(names)
         return (
             f"SELECT {c}, e.f, e.v, count(*) FROM "

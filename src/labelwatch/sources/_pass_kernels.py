@@ -201,7 +201,7 @@ def _encode(
     ``dc``: entries per dictionary entry, counted when validating).
 
     ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
-    in the actual, with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
+    (row 1 unused), with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
     first ``row * _POS + position`` (kind 1; kind 3: from ``dc``, per batch);
     ``bad`` (2,): per side the first bad entry (validation of map sides). Up to 64
     labels (``stamps`` of at most 64 columns), a row's labels in the prediction, in the
