@@ -320,7 +320,7 @@ class _FieldAcc:
             thr = [self.plan.threshold(self.field, x) for x in self.labels.names]
             self.thr = np.full(cap, 0.5, dtype=np.float64)
             self.thr[: len(thr)] = thr
-            stamps = np.zeros((4, cap), dtype=np.int64)
+            stamps = np.zeros((3, cap), dtype=np.int64)
             stats = np.zeros((2, 2, cap), dtype=np.int64)
             stats[:, 1] = _NO_FIRST
             if old:

@@ -200,8 +200,8 @@ def _encode(
     keys are dictionary indices (``koff`` per entry; ``code`` per dictionary entry;
     ``dc``: entries per dictionary entry, counted when validating).
 
-    ``stamps`` (4, L): per label the stamp of the row that holds it in the prediction,
-    (row 1 unused), with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
+    ``stamps`` (3, L): per label the stamp of the row that holds it in the prediction,
+    with actual 1, predicted; ``stats`` (2, 2, L): per side entries and
     first ``row * _POS + position`` (kind 1; kind 3: from ``dc``, per batch);
     ``bad`` (2,): per side the first bad entry (validation of map sides). Up to 64
     labels (``stamps`` of at most 64 columns), a row's labels in the prediction, in the
@@ -311,9 +311,9 @@ def _encode_rows(
                     given |= np.uint64(1) << np.uint64(k)
                     true |= np.uint64(v == 1.0) << np.uint64(k)
                     continue
-                old = stamps[2, k]  # no branch on the value: it is random
+                old = stamps[1, k]  # no branch on the value: it is random
                 h = (v == 1.0) & (old != stamp)
-                stamps[2, k] = stamp if v == 1.0 else old
+                stamps[1, k] = stamp if v == 1.0 else old
                 n_true += h
                 if words:
                     masks[d, 1, k >> 6] |= np.uint64(h) << np.uint64(k & 63)
@@ -359,7 +359,7 @@ def _encode_rows(
                 if ha and narrow:
                     outcome = int((true >> np.uint64(k)) & np.uint64(1))
                 elif ha:
-                    outcome = 1 if stamps[2, k] == stamp else 0
+                    outcome = 1 if stamps[1, k] == stamp else 0
                 u = np.uint64(s * ncell)
                 b = lut[u] + (s > etab[0, u])  # one step at least (``_lookup``)
                 for t in range(1, steps):
@@ -370,9 +370,9 @@ def _encode_rows(
                     above |= np.uint64(s > thr[np.uint64(k)]) << np.uint64(k)
                     continue
                 up = s > thr[k]  # no branch either
-                old = stamps[3, k]
+                old = stamps[2, k]
                 h = up & (old != stamp)
-                stamps[3, k] = stamp if up else old
+                stamps[2, k] = stamp if up else old
                 n_pred += h
                 if words:
                     masks[d, 0, k >> 6] |= np.uint64(h) << np.uint64(k & 63)
