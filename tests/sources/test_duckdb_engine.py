@@ -747,11 +747,14 @@ def test_duplicate_ids_are_refused(
         assert src.discover(plan).rows == 60
 
 
-def test_tables_built_beside_the_duplicate_check(tmp_path: Path) -> None:
+def test_tables_built_beside_the_duplicate_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``discover`` over Parquet builds the summary's tables while a second cursor checks
-    the ids and counts the categories: ``summarize`` then equals the SQL engine's with
-    the pairs in the order of the labels it is given (not the order met), and a second
-    summary is built anew (the first's arrays are the caller's)."""
+    the ids, the cells and categories counted by a query run from the pass once its
+    last batch was encoded: ``summarize`` then equals the SQL engine's with the pairs in
+    the order of the labels it is given (not the order met), and a second summary is
+    built anew (the first's arrays are the caller's)."""
     from labelwatch.sources._pass_kernels import HAVE_NUMBA
 
     if not HAVE_NUMBA:
@@ -759,8 +762,17 @@ def test_tables_built_beside_the_duplicate_check(tmp_path: Path) -> None:
     rows = make_rows(400, seed=12)
     path = write(arrow_table(rows, "map"), tmp_path / "d.parquet", "parquet")
     plan = make_plan(mapping_for("map"))
+    given: list[bool] = []
+    prepare = DuckDBSource._prepare
+
+    def prepared(self: DuckDBSource, plan: Any, passed: Any, got: Any = None) -> Any:
+        given.append(got is not None)
+        return prepare(self, plan, passed, got)
+
+    monkeypatch.setattr(DuckDBSource, "_prepare", prepared)
     with DuckDBSource(str(path), engine="sql") as a, DuckDBSource(str(path)) as b:
         found = b.discover(plan)
+        assert given == [True]  # the query ran ahead, from the pass
         assert found == a.discover(plan)
         assert b._prepared is not None and b._prepared.categorical is not None
         met = list(dict.fromkeys([x for x, _ in found.prediction_labels["g"]]
@@ -781,12 +793,14 @@ def test_tables_built_beside_the_duplicate_check(tmp_path: Path) -> None:
         _same_tables(want, b.summarize(p))
 
 
-@pytest.mark.parametrize("where", ["_prepare", "_duplicates"])
+@pytest.mark.parametrize("where", ["_prepare", "_duplicates", "_grouped_sql"])
 def test_failure_beside_the_duplicate_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """A failure in either thread ends ``discover`` with it (DuckDB's error as the
-    source's), the second cursor closed, and the source still summarizes after."""
+    """A failure in the tables, the duplicate check's thread or the grouped query (run
+    from inside the pass, once its last batch is encoded) ends ``discover`` with it
+    (DuckDB's error as the source's), the side cursors closed, and the source still
+    summarizes after."""
     import duckdb
 
     from labelwatch.sources._pass_kernels import HAVE_NUMBA

@@ -312,27 +312,16 @@ class DuckDBSource(_Opening, _ColumnSQL):
             first, count = row[base + 2 * j], row[base + 2 * j + 1]
             if first is not None:
                 found.setdefault(key, []).append((int(first), index, label, int(count)))
-        passed = None
-        if self._engine == "numba" and not errors and sides:
-            passed = self._pass(plan, None, validate=True, salt=0)
-        for key, side in sides.items():
-            if not side.is_map:
-                continue
-            acc = passed.fields[key[0]] if passed is not None else None
-            if acc is None or acc.bad[int(key[1])] != _NO_FIRST:
-                found[key] = self._map_labels(side, key[1], errors)
-                continue
-            stats = acc.stats[int(key[1])]
-            found[key] = [
-                (int(stats[1, j]) // _POS, int(stats[1, j]) % _POS, label, int(stats[0, j]))
-                for j, label in enumerate(acc.labels.names)
-                if stats[0, j] > 0
-            ]
-        prepared = None
-        if passed is not None and not errors and self._shared:
-            prepared = self._alongside(plan, passed, m.id, errors, n_rows)
-        elif m.id is not None:
-            self._duplicates(m.id, errors, n_rows)
+        beside = _Beside(self, plan, 0, m.id if self._shared else None, errors, n_rows)
+        try:
+            passed = None
+            if self._engine == "numba" and not errors and sides:
+                passed = self._pass(plan, None, validate=True, salt=0, ahead=beside.start)
+            prepared = self._found(plan, sides, passed, errors, found, beside)
+            if m.id is not None and not beside.checks_ids:
+                self._duplicates(m.id, errors, n_rows)
+        finally:
+            beside.close()
         if errors:
             raise min(errors, key=lambda e: (e[0], e[1]))[2]
         if passed is not None:
@@ -349,6 +338,38 @@ class DuckDBSource(_Opening, _ColumnSQL):
                     ordered = sorted(found.get((f, actual), []))
                     labels[actual][f] = [(label, n) for _, _, label, n in ordered]
         return Discovery(n_rows, labels[0], labels[1])
+
+    def _found(
+        self,
+        plan: Plan,
+        sides: dict[tuple[str, bool], _Side],
+        passed: _Pass | None,
+        errors: list[tuple[int, int, InvalidInputError]],
+        found: dict[tuple[str, bool], list[tuple[int, int, str, int]]],
+        beside: _Beside,
+    ) -> _Prepared | None:
+        """``discover`` after its pass: the labels of the map sides into ``found``, and
+        the summary's tables when the rows were valid (the duplicate ids checked beside
+        them: ``beside.finish``)."""
+        for key, side in sides.items():
+            if not side.is_map:
+                continue
+            acc = passed.fields[key[0]] if passed is not None else None
+            if acc is None or acc.bad[int(key[1])] != _NO_FIRST:
+                found[key] = self._map_labels(side, key[1], errors)
+                continue
+            stats = acc.stats[int(key[1])]
+            found[key] = [
+                (int(stats[1, j]) // _POS, int(stats[1, j]) % _POS, label, int(stats[0, j]))
+                for j, label in enumerate(acc.labels.names)
+                if stats[0, j] > 0
+            ]
+        prepared = None
+        if passed is not None and not errors:
+            beside.start()
+            prepared = self._prepare(plan, passed, beside.got)
+        beside.finish()
+        return prepared
 
     def _map_labels(
         self, side: _Side, actual: bool, errors: list[tuple[int, int, InvalidInputError]]
@@ -390,36 +411,6 @@ class DuckDBSource(_Opening, _ColumnSQL):
             i, pos = divmod(int(first), _POS)
             out.append((i, pos, k, int(count)))
         return out
-
-    def _alongside(
-        self,
-        plan: Plan,
-        passed: _Pass,
-        id_column: str | None,
-        errors: list[tuple[int, int, InvalidInputError]],
-        n_rows: int,
-    ) -> _Prepared | None:
-        """After ``discover``'s pass: the duplicate ids checked (into ``errors``) on a
-        second cursor in a thread (DuckDB's own threads, the GIL released), while this
-        thread builds the summary's tables from the pass and one query's cells and
-        categorical counts (``_prepare``): the two overlap, where one after the other
-        they took about 2.5 s on 10M rows."""
-        if id_column is None:
-            return self._prepare(plan, passed)
-        cursor = self._con.cursor()
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="labelwatch-duckdb-side") as pool:
-                job = pool.submit(self._duplicates, id_column, errors, n_rows, cursor)
-                try:
-                    prepared = self._prepare(plan, passed)
-                except BaseException:
-                    job.cancel()
-                    cursor.interrupt()
-                    raise
-                job.result()
-        finally:
-            cursor.close()
-        return prepared
 
     def _duplicates(
         self,
@@ -526,9 +517,13 @@ class DuckDBSource(_Opening, _ColumnSQL):
         self._prepared = None  # the tables go to one summary: the next builds its own
         salt = 0
         while prepared is None:
-            if passed is None:
-                passed = self._pass(plan, labels, validate=False, salt=salt)
-            prepared = self._prepare(plan, passed)
+            beside = _Beside(self, plan, salt, None, [], 0)
+            try:
+                if passed is None:
+                    passed = self._pass(plan, labels, validate=False, salt=salt, ahead=beside.start)
+                prepared = self._prepare(plan, passed, beside.got)
+            finally:
+                beside.close()
             if prepared is None:  # two cells of one hash: again, salted otherwise
                 salt = passed.salt + 1
                 passed = None
@@ -548,32 +543,44 @@ class DuckDBSource(_Opening, _ColumnSQL):
             rows=_to_table([r[1:] for r in prepared.rows], [*names, "count"]),
         )
 
-    def _prepare(self, plan: Plan, passed: _Pass) -> _Prepared | None:
-        """The tables of a pass (None: two cells of one hash, the pass to be salted
-        otherwise). The cells' rows and the categorical counts from one scan, grouped
-        by cell and each categorical feature's value in turn (grouping sets), the
-        cells' rows those of the first, the cells' hashes computed once per cell:
-        10M rows, one categorical feature: two scans (the second unnesting a list of
-        the features) 0.54 + 0.53 s, one scan unnesting 0.72 s, this 0.29 s (alone)."""
+    def _grouped_sql(self, plan: Plan, salt: int) -> str:
+        """The query of the cells' rows and the categorical counts (``_prepare``): one
+        scan, grouped by cell and each categorical feature's value in turn (grouping
+        sets), the cells' hashes computed once per cell. 10M rows, one categorical
+        feature: two scans (the second unnesting a list of the features) 0.54 + 0.53 s,
+        one scan unnesting 0.72 s, this 0.29 s (alone)."""
         cells, names = self._cells(plan)
-        h = _cell_hash(names, passed.salt)  # of the grouped cells: the rows' hashes
+        h = _cell_hash(names, salt)  # of the grouped cells: the rows' hashes
         values = [self._category_sql(plan, feature)[1] for feature in plan.categorical]
-        counted: list[Any] = []
         if not values:
-            rows = self._sql(
+            return (
                 f"SELECT {h} AS h, {', '.join(names)}, n FROM "
                 f"(SELECT {', '.join(cells)}, count(*) AS n FROM lw_src GROUP BY ALL)"
             )
+        v = [f"__lw_v{j}" for j in range(len(values))]
+        inner = ", ".join([*cells, *(f"{x} AS {a}" for x, a in zip(values, v, strict=True))])
+        sets = ", ".join(f"({', '.join([*names, a])})" for a in v)
+        return (
+            f"SELECT {h}, {', '.join(names)}, {', '.join(v)}, grouping_id({', '.join(v)}), "
+            f"count(*) FROM (SELECT {inner} FROM lw_src) GROUP BY GROUPING SETS ({sets})"
+        )
+
+    def _prepare(
+        self, plan: Plan, passed: _Pass, got: list[tuple[Any, ...]] | None = None
+    ) -> _Prepared | None:
+        """The tables of a pass (None: two cells of one hash, the pass to be salted
+        otherwise); ``got``: the rows of ``_grouped_sql`` for the pass' salt, if run
+        already. The cells' rows those grouped by the first categorical feature."""
+        _, names = self._cells(plan)
+        if got is None:
+            got = self._sql(self._grouped_sql(plan, passed.salt))
+        counted: list[Any] = []
+        if not plan.categorical:
+            rows = got
         else:
-            k, f = len(names), len(values)
-            v = [f"__lw_v{j}" for j in range(f)]
-            inner = ", ".join([*cells, *(f"{x} AS {a}" for x, a in zip(values, v, strict=True))])
-            sets = ", ".join(f"({', '.join([*names, a])})" for a in v)
+            k, f = len(names), len(plan.categorical)
             per: dict[tuple[Any, ...], int] = {}
-            for r in self._sql(
-                f"SELECT {h}, {', '.join(names)}, {', '.join(v)}, grouping_id({', '.join(v)}), "
-                f"count(*) FROM (SELECT {inner} FROM lw_src) GROUP BY GROUPING SETS ({sets})"
-            ):
+            for r in got:
                 g = int(r[-2])  # the features not grouped by: their bits set, the first highest
                 j = next(j for j in range(f) if not (g >> (f - 1 - j)) & 1)
                 counted.append((*r[1 : 1 + k], j, r[1 + k + j], r[-1]))
@@ -613,9 +620,11 @@ class DuckDBSource(_Opening, _ColumnSQL):
         validate: bool,
         salt: int,
         arrow: bool = True,
+        ahead: Callable[[], None] | None = None,
     ) -> _Pass:
         """The streamed pass over the dict fields (``labels`` None: every label met;
-        ``arrow``: MAP columns of Parquet files read by pyarrow when they can be)."""
+        ``arrow``: MAP columns of Parquet files read by pyarrow when they can be;
+        ``ahead``: called once the last batch is encoded, see ``_stream``)."""
         fields: dict[str, _FieldAcc] = {}
         for f in plan.fields:
             pred, act = self._side(plan, f, False), self._side(plan, f, True)
@@ -637,9 +646,11 @@ class DuckDBSource(_Opening, _ColumnSQL):
         if parquet is not None:
             sql = f"SELECT {ROW}, {', '.join(items[1:])} FROM lw_src"
             try:
-                return self._run_pass(sql, fields, validate, salt, parquet, numeric)
+                return self._run_pass(sql, fields, validate, salt, parquet, numeric, ahead)
             except OutOfStep:  # read by DuckDB instead, with new accumulators
-                return self._pass(plan, labels, validate=validate, salt=salt, arrow=False)
+                return self._pass(
+                    plan, labels, validate=validate, salt=salt, arrow=False, ahead=ahead
+                )
         for acc in fields.values():
             for k, side in enumerate((acc.pred, acc.act)):
                 if side is None:
@@ -657,7 +668,7 @@ class DuckDBSource(_Opening, _ColumnSQL):
                     items.append(f"coalesce({side.has}, false)")
                     items += acc.fixed_entries[k]
         sql = f"SELECT {', '.join(items)} FROM lw_src"
-        return self._run_pass(sql, fields, validate, salt, None, numeric)
+        return self._run_pass(sql, fields, validate, salt, None, numeric, ahead)
 
     def _run_pass(
         self,
@@ -667,12 +678,13 @@ class DuckDBSource(_Opening, _ColumnSQL):
         salt: int,
         parquet: ParquetPlan | None = None,
         numeric: NumericAcc | None = None,
+        ahead: Callable[[], None] | None = None,
     ) -> _Pass:
         import time
 
         t0 = time.perf_counter()
         try:
-            out = _stream(self._con, sql, fields, validate, salt, parquet, numeric)
+            out = _stream(self._con, sql, fields, validate, salt, parquet, numeric, ahead)
         finally:
             if parquet is not None:  # pyarrow's pool keeps what the batches freed
                 import pyarrow as pa
@@ -859,6 +871,71 @@ class DuckDBSource(_Opening, _ColumnSQL):
         name = f"lw_labels_{self._enums}"
         self._con.execute(f"CREATE TYPE {name} AS ENUM ({', '.join(map(_lit, labels))})")
         return name
+
+
+class _Beside:
+    """What a pass' summary needs of the source besides the pass, started once the
+    pass' last batch is encoded (``start``, called by the pass), while its last chunks
+    are added up on one core: the duplicate ids checked on a second cursor in a thread
+    (into ``errors``; ``id_column`` None: not here), and the cells' grouped query
+    (``_grouped_sql``) on another cursor (``got``). A source DuckDB alone reads (a
+    registered table: ``_shared`` false) runs neither here."""
+
+    def __init__(
+        self,
+        src: DuckDBSource,
+        plan: Plan,
+        salt: int,
+        id_column: str | None,
+        errors: list[tuple[int, int, InvalidInputError]],
+        n_rows: int,
+    ) -> None:
+        self.src, self.plan, self.salt = src, plan, salt
+        self.id_column, self.errors, self.n_rows = id_column, errors, n_rows
+        self.checks_ids = False  # the duplicate check started here
+        self.got: list[tuple[Any, ...]] | None = None
+        self._started = False
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._job: Any = None
+
+    def start(self) -> None:
+        """Start the duplicate check, run the grouped query (once)."""
+        if self._started or not self.src._shared:
+            return
+        self._started = True
+        if self.id_column is not None:
+            cursor = self.src._con.cursor()
+            self._cursors.append(cursor)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="labelwatch-duckdb-side")
+            self._job = self._pool.submit(
+                self.src._duplicates, self.id_column, self.errors, self.n_rows, cursor
+            )
+            self.checks_ids = True
+        cursor = self.src._con.cursor()
+        self._cursors.append(cursor)
+        self.got = self.src._sql(self.src._grouped_sql(self.plan, self.salt), cursor)
+
+    def finish(self) -> None:
+        """Wait for the duplicate check (its error, if any, in ``errors``)."""
+        if self._job is not None:
+            job, self._job = self._job, None
+            job.result()
+
+    def close(self) -> None:
+        """The check stopped if still running (a failure elsewhere), the cursors
+        closed."""
+        try:
+            if self._job is not None:
+                self._job.cancel()
+                for cursor in self._cursors:
+                    cursor.interrupt()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        finally:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
 
 
 @dataclasses.dataclass

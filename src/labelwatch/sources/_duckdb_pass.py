@@ -191,13 +191,16 @@ class _Labels:
                 return None
         return out
 
-    def intern(self, keys: Any) -> Any:
-        """The codes of a string array's values."""
-        n = len(keys)
-        out = np.empty(n, dtype=np.int32)
-        if not n:
-            return out
+    def intern(self, keys: Any, which: Any = None) -> Any:
+        """The codes of a string array's values (``which``: of those at these positions
+        only)."""
+        if not len(keys):
+            return np.empty(0, dtype=np.int32)
         soff, data = _strings(keys)
+        if which is not None:  # a few labels: their bytes gathered
+            soff, data = _gathered(soff, data, which)
+        n = len(soff) - 1
+        out = np.empty(n, dtype=np.int32)
         j = 0
         while j < n:
             j, self.prev = _intern(
@@ -216,6 +219,14 @@ class _Labels:
             if j < n:
                 self.add(data[soff[j] : soff[j + 1]].tobytes())
         return out
+
+
+def _gathered(soff: Any, data: Any, which: Any) -> tuple[Any, Any]:
+    """The offsets and bytes of the strings at positions ``which``."""
+    parts = [data[soff[i] : soff[i + 1]] for i in which.tolist()]
+    soff = np.zeros(len(parts) + 1, dtype=np.int64)
+    soff[1:] = np.cumsum([len(x) for x in parts])
+    return soff, np.concatenate([*parts, np.zeros(1, np.uint8)])  # never empty
 
 
 def _strings(keys: Any) -> tuple[Any, Any]:
@@ -404,15 +415,18 @@ def _stream(
     salt: int,
     parquet: ParquetPlan | None = None,
     numeric: NumericAcc | None = None,
+    ahead: Callable[[], None] | None = None,
 ) -> _Pass:
     """Run the pass' query and feed its batches to the accumulators (``parquet``: (files,
     MAP columns, their key paths): the maps read by pyarrow, the query giving the row
     numbers and cell hashes only; ``OutOfStep`` when the two differ): each batch encoded
     in row order (``_encode``), then a chunk of about ``_CHUNK_ROWS`` encoded rows added
-    up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk."""
+    up cell by cell (``_scatter``), so that a cell's counts are loaded once per chunk.
+    ``ahead`` is called once the last batch is encoded, while the drain thread adds up
+    the last chunks: one core was idle there (0.3 s of 10M rows)."""
     cells = _Cells(fields, numeric)
     with _Drains(cells) as drains, _small_pages():
-        return _passing(con, sql, fields, validate, salt, parquet, numeric, cells, drains)
+        return _passing(con, sql, fields, validate, salt, parquet, numeric, cells, drains, ahead)
 
 
 def _passing(
@@ -425,6 +439,7 @@ def _passing(
     numeric: NumericAcc | None,
     cells: _Cells,
     drains: _Drains,
+    ahead: Callable[[], None] | None,
 ) -> _Pass:
     """``_stream``'s loop."""
     stamp0 = 1
@@ -500,6 +515,8 @@ def _passing(
             drains.start(chunk, cells.n)
             chunks.reverse()
             chunk = chunks[0]
+    if ahead is not None:
+        ahead()
     drains.wait()
     cells.drain(chunk, cells.n)
     cells.flush(last=True)
@@ -530,11 +547,35 @@ def _head(batch: Any, nx: int = 0) -> tuple[Any, Any, Any, Any]:
     xs = np.empty((nx, n), dtype=np.float64)
     valid = np.ones((nx, n), dtype=np.uint8)
     for j in range(nx):
-        column = batch.column(2 + j)
-        xs[j] = column.to_numpy(zero_copy_only=False)
+        _floats(batch.column(2 + j), xs[j], valid[j])
+    return _plain(batch.column(0), np.int64), _plain(batch.column(1), np.uint64), xs, valid
+
+
+def _plain(column: Any, dtype: Any) -> Any:
+    """A column without NULLs as a NumPy array over its buffer. Not ``to_numpy``: it
+    imports pandas (0.2 s at the start of a pass, while the reader has a core to itself)."""
+    data = column.buffers()[1]
+    if column.null_count or data is None or column.type.to_pandas_dtype() != dtype:
+        return column.to_numpy(zero_copy_only=False)  # not as DuckDB gives them
+    n, size = len(column), np.dtype(dtype).itemsize
+    return np.frombuffer(data, dtype, count=n, offset=size * column.offset)
+
+
+def _floats(column: Any, out: Any, valid: Any) -> None:
+    """A DOUBLE column's values into ``out`` (NULL: NaN) and its validity into ``valid``
+    (ones as given), read from its buffers as ``_plain``."""
+    n = len(column)
+    bitmap, data = column.buffers()[:2]
+    if not pa_types().is_float64(column.type) or data is None:  # not as DuckDB gives them
+        out[:] = column.to_numpy(zero_copy_only=False)
         if column.null_count:
-            valid[j] = column.is_valid().to_numpy(zero_copy_only=False)
-    return batch.column(0).to_numpy(), batch.column(1).to_numpy(), xs, valid
+            valid[:] = column.is_valid().to_numpy(zero_copy_only=False)
+        return
+    out[:] = np.frombuffer(data, np.float64, count=n, offset=8 * column.offset)
+    if column.null_count:
+        bits = np.frombuffer(bitmap, np.uint8)
+        valid[:] = np.unpackbits(bits, count=column.offset + n, bitorder="little")[column.offset :]
+        out[valid == 0] = np.nan
 
 
 _NONE_I = np.zeros(1, dtype=np.int64)

@@ -259,13 +259,11 @@ def map_side(labels: Any, arr: Any) -> tuple[Any, ...]:
 def _side(
     labels: Any, off: Any, has: Any, vals: Any, index: Any, dictionary: Any
 ) -> tuple[Any, ...]:
-    import pyarrow as pa
-
     code_of = labels.known(dictionary)  # per dictionary entry
     if code_of is None:  # a key not met before (rare): interned if the rows hold it
         used = np.bincount(index, minlength=len(dictionary)) > 0
         code_of = np.full(len(dictionary), -1, dtype=np.int32)
-        code_of[used] = labels.intern(dictionary.filter(pa.array(used)))
+        code_of[used] = labels.intern(dictionary, np.flatnonzero(used))  # no pa.array: pandas
     counts = np.zeros(len(dictionary), dtype=np.int64)
     none = np.zeros(0, dtype=np.int32)
     return (3, off, code_of, vals, has, index, none.view(np.uint8), none, counts)
