@@ -25,6 +25,37 @@ def test_the_pass_turns_numpys_huge_pages_off_and_back() -> None:
         assert toggle(True) is setting
 
 
+def test_tables_after_the_pass_are_built_in_small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``discover`` and ``summarize`` build the tables after the pass with NumPy's huge
+    pages off too; numpy's setting back after each."""
+    import labelwatch.sources._duckdb as duck
+    from labelwatch.sources._pass_kernels import HAVE_NUMBA
+    from tests.sources.test_duckdb_engine import arrow_table, make_plan, make_rows, mapping_for
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    toggle = multiarray._set_madvise_hugepage
+    seen: list[bool] = []
+    tables = duck._pass_tables
+
+    def watched(*args: object) -> object:
+        seen.append(toggle(False))
+        return tables(*args)
+
+    monkeypatch.setattr(duck, "_pass_tables", watched)
+    toggle(True)
+    try:
+        table = arrow_table(make_rows(50, seed=2), "map")
+        with duck.DuckDBSource(table=table) as src:
+            src.discover(make_plan(mapping_for("map")))
+            assert toggle(True) is True
+            src.summarize(make_plan(mapping_for("map"), ["a", "b"]))
+            assert toggle(True) is True
+    finally:
+        toggle(True)
+    assert seen == [False, False]
+
+
 def test_prefetched_yields_every_batch_in_order_and_hands_errors_over() -> None:
     """Batches in order, read ahead on another thread; the reader's exception raised
     in the consumer; a consumer that stops early stops the thread."""

@@ -65,6 +65,7 @@ from labelwatch.sources._duckdb_sql import (
 from labelwatch.sources._parquet_read import OutOfStep, ParquetPlan, pyarrow_plan
 from labelwatch.sources._pass_kernels import _POS, HAVE_NUMBA
 from labelwatch.sources._pass_numeric import NumericAcc, fits
+from labelwatch.sources._pass_threads import _small_pages
 from labelwatch.sources._plan import DenseScores, Discovery, Plan, Summary, Table
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ class DuckDBSource(_Opening, _ColumnSQL):
 
     # --------------------------------------------------------------- discovery
     @_readable
+    @_small_pages()
     def discover(self, plan: Plan) -> Discovery:
         """Validate every row (the first bad row's ``InvalidInputError``) and find the
         labels of each field."""
@@ -459,6 +461,7 @@ class DuckDBSource(_Opening, _ColumnSQL):
 
     # --------------------------------------------------------------- summaries
     @_readable
+    @_small_pages()
     def summarize(self, plan: Plan) -> Summary:
         """The aggregates of the source (``plan.labels`` set: only those labels count)."""
         if plan.labels is None:
