@@ -547,18 +547,30 @@ def test_compiled_pass_equals_sql_many_labels(
         assert max(int(x[1:]) for x in got.pairs["label_b"]) >= 128
 
 
+@pytest.mark.parametrize("dense", [True, False])
 @pytest.mark.parametrize("form", ["map", "struct", "cols"])
 def test_compiled_pass_equals_sql(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, dense: bool
 ) -> None:
-    """The compiled pass (small batches and slots: flushes, label growth, cell and
-    samples table growth) gives the SQL engine's tables, with the labels of discovery
-    or others."""
+    """The compiled pass (small batches and slots: flushes, label growth, cell table
+    growth; the samples per slot by dense index, moved out at each flush, or in the
+    open-addressing table, grown) gives the SQL engine's tables, with the labels of
+    discovery or others."""
     import labelwatch.sources._duckdb_pass as engine
     from labelwatch.sources._pass_kernels import HAVE_NUMBA
 
     if not HAVE_NUMBA:
         pytest.skip("numba not installed")
+    if not dense:
+        monkeypatch.setattr(engine, "_dense_samples", lambda cap, m: 0)
+    grown = engine._FieldAcc.grow_samples
+    growths: list[int] = []
+
+    def grow(self: Any) -> None:
+        growths.append(1)
+        grown(self)
+
+    monkeypatch.setattr(engine._FieldAcc, "grow_samples", grow)
     monkeypatch.setattr(engine, "_BATCH_ROWS", 61)
     monkeypatch.setattr(engine, "_CHUNK_ROWS", 200)  # several batches per chunk
     monkeypatch.setattr(engine, "_SLOT_BYTES", 3000)
@@ -580,6 +592,7 @@ def test_compiled_pass_equals_sql(
             _same_tables(a.summarize(p), b.summarize(p))
             if labels is not None:
                 check_summary(b.summarize(p), rows, make_plan(mapping_for(form), labels))
+    assert bool(growths) != dense  # the table grew, or was not used
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,8 @@ from labelwatch.sources._pass_kernels import (
     _offsets,
     _pairs,
     _popcount,
+    _sample_index,
+    sample_codes,
 )
 
 
@@ -130,3 +132,24 @@ def test_pairs_by_bitsets_equal_each_rows_pairs_added_one_by_one(
     _pairs(0, half, order, ids, slot_of, masks, again, bits, union, scratch)
     _pairs(half, n, order, ids, slot_of, masks, again, bits, union, scratch)
     assert np.array_equal(again, want)
+
+
+@pytest.mark.parametrize("cap", [0, 1, 2, 5, 20])
+def test_dense_sample_indices(cap: int) -> None:
+    """Every sample code of up to ``cap`` labels (unlabeled: predicted count; labeled:
+    predicted, true and true positive counts) has its own dense index, the code of
+    which is itself; the indices are 0..n-1, as many as ``_dense_samples`` counts."""
+    from labelwatch.sources._duckdb_pass import _dense_samples
+
+    soff, codes = sample_codes(cap)
+    want = [p << 1 for p in range(cap + 1)]
+    want += [
+        1 | (p << 1) | (t << 21) | (tp << 41)
+        for p in range(cap + 1)
+        for t in range(cap + 1)
+        for tp in range(min(p, t) + 1)
+    ]
+    got = [_sample_index(code, soff) for code in want]
+    assert sorted(got) == list(range(len(want)))
+    assert [int(codes[j]) for j in got] == want
+    assert _dense_samples(cap, 10**6) == (len(want) if cap else 0)  # no labels: no room

@@ -468,15 +468,19 @@ def _scatter(
     skeys: Any,
     scounts: Any,
     sused: Any,
+    sdense: Any,
+    soff: Any,
 ) -> int:
     """Phase two: the encoded rows ``order[lo..hi]`` (rows of one cell together, so its
     counts stay in cache while they are added) into the slots' score counts (``counts``
-    (slots, labels * 3 * m)) and samples (the label pairs: ``_pairs``). Returns the row
-    position where the samples table became half full (grow it and resume), else
-    ``hi``."""
+    (slots, labels * 3 * m)) and samples (the label pairs: ``_pairs``). The samples per
+    slot in ``sdense`` (slots, codes) when it has columns, at ``_sample_index``; else in
+    the open-addressing table ``skeys``. Returns the row position where that table
+    became half full (grow it and resume), else ``hi``."""
     cap = skeys.shape[0]
+    dense = sdense.shape[1] > 0
     for ii in range(lo, hi):
-        if 2 * sused[0] + 2 > cap:
+        if not dense and 2 * sused[0] + 2 > cap:
             return ii
         i = order[ii]
         code = sample[i]
@@ -486,8 +490,35 @@ def _scatter(
         e0 = eoff[i]
         for e in range(e0, e0 + ncode[i]):
             counts[c, codes[e]] += 1
-        sused[0] += _sample_add(skeys, scounts, cells[i], code)
+        if dense:
+            sdense[c, _sample_index(code, soff)] += 1
+        else:
+            sused[0] += _sample_add(skeys, scounts, cells[i], code)
     return hi
+
+
+@_inline
+def _sample_index(code: int, soff: Any) -> int:
+    """The dense index of a row's sample code (``_encode``'s: bit 0 labeled, then
+    predicted, true and true positive counts from bits 1, 21 and 41): ``n_pred``
+    unlabeled, ``soff[n_pred, n_true] + tp`` labeled (``sample_codes``)."""
+    n_pred = (code >> 1) & 0xFFFFF
+    if code & 1:
+        return int(soff[n_pred, (code >> 21) & 0xFFFFF] + (code >> 41))
+    return int(n_pred)
+
+
+def sample_codes(cap: int) -> tuple[Any, Any]:
+    """The dense sample indices of up to ``cap`` labels: (``soff`` (cap + 1, cap + 1),
+    the code of each index). Unlabeled rows' codes first (``n_pred`` 0..cap), then per
+    (``n_pred``, ``n_true``) the ``tp`` 0..min of the two."""
+    soff = np.zeros((cap + 1, cap + 1), dtype=np.int64)
+    codes = [n << 1 for n in range(cap + 1)]
+    for a in range(cap + 1):
+        for b in range(cap + 1):
+            soff[a, b] = len(codes)
+            codes += [1 | (a << 1) | (b << 21) | (t << 41) for t in range(min(a, b) + 1)]
+    return soff, np.asarray(codes, dtype=np.int64)
 
 
 @_inline
