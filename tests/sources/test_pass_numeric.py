@@ -174,6 +174,21 @@ def test_pool_too_large_falls_back_to_sql(monkeypatch: pytest.MonkeyPatch) -> No
             )
 
 
+def test_more_rows_than_the_windows_count_falls_back_to_sql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass of more rows than the windows' int32 counts hold (here made 100): the
+    SQL's tables (magnitudes kept)."""
+    monkeypatch.setattr(numeric_mod, "_MAX_ROWS", 100)
+    plan = make_plan(mapping_for("map"))
+    for n, pass_tables in ((100, True), (101, False)):
+        table = arrow_table(make_rows(n, seed=6), "map")
+        with DuckDBSource(table=table, engine="sql") as a, DuckDBSource(table=table) as b:
+            want, got = a.summarize(plan), b.summarize(plan)
+        assert np.isnan(got.numeric_keys["lo"]).all() == pass_tables
+        _same_numeric(want, got)
+
+
 def _grouped(ids: np.ndarray) -> np.ndarray:
     return np.argsort(ids, kind="stable").astype(np.int64)
 

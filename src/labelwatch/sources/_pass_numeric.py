@@ -35,6 +35,7 @@ _HALF = 26  # mantissas summed in two halves: the low 26 bits, the rest
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _POOL_BYTES = 256 << 20  # the windows' counts at most (else the SQL's tables)
 _EDGE = 16  # a new window: the key and this many on either side
+_MAX_ROWS = (1 << 31) - 1  # the windows' int32 counts hold a pass of this many rows
 
 # state: [pool entries used, live window entries, sums used, not finite, pool too large]
 _USED, _LIVE, _SUMS, _NONFINITE, _OVER, _NEED = range(6)
@@ -70,7 +71,7 @@ def _pool_room(pool: Any, win: Any, state: Any, need: int, limit: int) -> Any:
         if size > limit:
             state[_OVER] = 1
             return pool
-        new = np.empty(size, dtype=np.int64)
+        new = np.empty(size, dtype=pool.dtype)
     else:
         new = pool  # windows only move down: each copied before the next is overwritten
     bases = np.empty(win.shape[0], dtype=np.int64)
@@ -290,17 +291,20 @@ class NumericAcc:
         self.stats = np.zeros((0, 2), dtype=np.int64)
         self.extremes = np.zeros((0, 2), dtype=np.float64)
         self.win = np.zeros((0, 3), dtype=np.int64)
-        self.pool = np.zeros(0, dtype=np.int64)
+        # int32 counts (a pass of more rows: the SQL's tables): half the memory, fewer
+        # cache misses; 10M rows: 67 -> 34 MB
+        self.pool = np.zeros(0, dtype=np.int32)
+        self.rows = 0  # the rows added
         self.scode = np.full(1 << 12, -1, dtype=np.int64)
         self.ssum = np.zeros((1 << 12, 2), dtype=np.int64)
         self.state = np.zeros(6, dtype=np.int64)
-        self.limit = _POOL_BYTES // 8
+        self.limit = _POOL_BYTES // self.pool.itemsize
 
     @property
     def usable(self) -> bool:
-        """False when a value was NaN or infinite, or the keys' windows grew too large
-        (the SQL's tables then)."""
-        return not (self.state[_NONFINITE] or self.state[_OVER])
+        """False when a value was NaN or infinite, the keys' windows grew too large, or
+        the rows were more than their counts hold (the SQL's tables then)."""
+        return not (self.state[_NONFINITE] or self.state[_OVER] or self.rows > _MAX_ROWS)
 
     def keys_of(self, xs: Any) -> Any:
         """The bucket keys of values (any shape) by ``NumericSketch``'s own formula, on
@@ -329,6 +333,7 @@ class NumericAcc:
 
     def add(self, order: Any, lo: int, hi: int, ids: Any, xs: Any, keys: Any, valid: Any) -> None:
         """Count the rows ``order[lo:hi]``, a cell's rows together (``_numeric_runs``)."""
+        self.rows += hi - lo
         self.pool, self.scode, self.ssum = _numeric_runs(
             order, lo, hi, ids, xs, keys, valid, self.cell_rows, self.stats, self.extremes,
             self.win, self.pool, self.scode, self.ssum, self.state, self.limit,
