@@ -18,6 +18,7 @@ from labelwatch.sources._pass_kernels import (
     _pairs,
     _popcount,
     _sample_index,
+    _transpose64,
     sample_codes,
 )
 
@@ -153,3 +154,13 @@ def test_dense_sample_indices(cap: int) -> None:
     assert sorted(got) == list(range(len(want)))
     assert [int(codes[j]) for j in got] == want
     assert _dense_samples(cap, 10**6) == (len(want) if cap else 0)  # no labels: no room
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), min_size=64, max_size=64))
+@settings(max_examples=100, deadline=None)
+def test_transpose64(words: list[int]) -> None:
+    """Bit ``b`` of word ``a`` becomes bit ``a`` of word ``b``."""
+    x = np.array(words, dtype=np.uint64)
+    _transpose64(x)
+    got = [int(v) for v in x]
+    assert all((got[b] >> a) & 1 == (words[a] >> b) & 1 for a in range(64) for b in range(64))
