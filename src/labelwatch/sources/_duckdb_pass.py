@@ -981,7 +981,8 @@ def _pass_tables(
 
         def cells(ids: Any, f: str = f) -> Table:
             t = at(ids)
-            t["field"] = _objects([f] * len(ids))
+            t["field"] = np.empty(len(ids), dtype=object)
+            t["field"][:] = f  # one name set in place, no list of it
             return t
 
         if acc.dense is not None:
