@@ -156,6 +156,19 @@ def test_dense_sample_indices(cap: int) -> None:
     assert _dense_samples(cap, 10**6) == (len(want) if cap else 0)  # no labels: no room
 
 
+def test_dense_samples_count_and_limit() -> None:
+    """The number of dense sample indices in closed form, against the sum it stands
+    for; dense only while no larger than a slot's score counts (cap * 3 * m)."""
+    from labelwatch.sources._duckdb_pass import _dense_samples
+
+    for cap in range(1, 80):
+        n = (cap + 1) + sum(min(a, b) + 1 for a in range(cap + 1) for b in range(cap + 1))
+        assert _dense_samples(cap, 10**6) == n
+        assert _dense_samples(cap, 201) == (n if n <= cap * 3 * 201 else 0)
+    assert _dense_samples(40, 201) > 0 and _dense_samples(41, 201) == 0  # 40 labels at most
+    assert _dense_samples(10**6, 201) == 0  # at once, however many labels
+
+
 @given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), min_size=64, max_size=64))
 @settings(max_examples=100, deadline=None)
 def test_transpose64(words: list[int]) -> None:
