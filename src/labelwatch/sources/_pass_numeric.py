@@ -300,7 +300,6 @@ class NumericAcc:
         # int32 counts (a pass of more rows: the SQL's tables): half the memory, fewer
         # cache misses; 10M rows: 67 -> 34 MB
         self.pool = np.zeros(0, dtype=np.int32)
-        self.rows = 0  # the rows added
         self.scode = np.full(1 << 12, -1, dtype=np.int64)
         self.ssum = np.zeros((1 << 12, 2), dtype=np.int64)
         self.state = np.zeros(6, dtype=np.int64)
@@ -310,7 +309,8 @@ class NumericAcc:
     def usable(self) -> bool:
         """False when a value was NaN or infinite, the keys' windows grew too large, or
         the rows were more than their counts hold (the SQL's tables then)."""
-        return not (self.state[_NONFINITE] or self.state[_OVER] or self.rows > _MAX_ROWS)
+        over = int(self.cell_rows.sum()) > _MAX_ROWS  # the rows added
+        return not (self.state[_NONFINITE] or self.state[_OVER] or over)
 
     def keys_of(self, xs: Any) -> Any:
         """The bucket keys of values (any shape) by ``NumericSketch``'s own formula, on
@@ -339,7 +339,6 @@ class NumericAcc:
 
     def add(self, order: Any, lo: int, hi: int, ids: Any, xs: Any, keys: Any, valid: Any) -> None:
         """Count the rows ``order[lo:hi]``, a cell's rows together (``_numeric_runs``)."""
-        self.rows += hi - lo
         self.pool, self.scode, self.ssum = _numeric_runs(
             order, lo, hi, ids, xs, keys, valid, self.cell_rows, self.stats, self.extremes,
             self.win, self.pool, self.scode, self.ssum, self.state, self.limit,
